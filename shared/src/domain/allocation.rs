@@ -1,0 +1,1 @@
+//! The taxi and allocation aggregates (owned by the allocate component).

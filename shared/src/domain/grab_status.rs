@@ -1,0 +1,1 @@
+//! The grab-status read model (CQRS view fed only by events).

@@ -1,0 +1,1 @@
+//! The payment aggregate (owned by the pay component).

@@ -1,0 +1,174 @@
+//! SQLite through `spin_sdk::sqlite3`: one database per component, a versioned migration
+//! runner that every component calls on open, and transactions. Spin executes one
+//! statement per `execute` call, so migrations are split into statements here.
+
+use anyhow::{anyhow, Context};
+use spin_sdk::sqlite3::{Connection, QueryResult, Value};
+
+/// One numbered schema change. `id` is unique and never changes once released.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub id: &'static str,
+    pub sql: &'static str,
+}
+
+/// The platform tables every component has: outbox, inbox, idempotency keys.
+pub const PLATFORM_MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "platform/0001_outbox",
+        sql: include_str!("../../migrations/0001_outbox.sql"),
+    },
+    Migration {
+        id: "platform/0002_inbox",
+        sql: include_str!("../../migrations/0002_inbox.sql"),
+    },
+    Migration {
+        id: "platform/0003_idempotency",
+        sql: include_str!("../../migrations/0003_idempotency.sql"),
+    },
+];
+
+/// A component's database connection.
+pub struct Db {
+    conn: Connection,
+}
+
+/// Split a migration file into statements (no statement of ours contains `;` inside).
+fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(';').map(str::trim).filter(|s| {
+        s.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+    })
+}
+
+impl Db {
+    /// Open the database `label` and apply the platform migrations, then `own`, in order.
+    /// Safe under concurrency: each migration runs in its own write transaction and is
+    /// re-checked inside it, so racing instances apply it once.
+    pub fn open(label: &str, own: &[Migration]) -> anyhow::Result<Db> {
+        let conn = Connection::open(label)
+            .map_err(|e| anyhow!("opening SQLite database {label}: {e:?}"))?;
+        let db = Db { conn };
+        db.exec(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+            &[],
+        )?;
+        let applied = db.query("SELECT COUNT(*) FROM schema_migrations", &[])?;
+        let count = applied.rows.first().and_then(|r| r.get::<i64>(0)).unwrap_or(0);
+        if count as usize == PLATFORM_MIGRATIONS.len() + own.len() {
+            return Ok(db);
+        }
+        for m in PLATFORM_MIGRATIONS.iter().chain(own) {
+            db.transaction(|tx| {
+                let seen = tx.query(
+                    "SELECT 1 FROM schema_migrations WHERE id = ?",
+                    &[Value::Text(m.id.into())],
+                )?;
+                if seen.rows.is_empty() {
+                    for stmt in statements(m.sql) {
+                        tx.exec(stmt, &[]).with_context(|| format!("migration {}", m.id))?;
+                    }
+                    tx.exec(
+                        "INSERT INTO schema_migrations (id, applied_at) VALUES (?, datetime('now'))",
+                        &[Value::Text(m.id.into())],
+                    )?;
+                }
+                Ok::<_, anyhow::Error>(())
+            })?;
+        }
+        Ok(db)
+    }
+
+    /// Run a statement that returns no rows we need.
+    pub fn exec(&self, sql: &str, params: &[Value]) -> anyhow::Result<()> {
+        self.query(sql, params).map(|_| ())
+    }
+
+    /// Run a statement and return its rows.
+    pub fn query(&self, sql: &str, params: &[Value]) -> anyhow::Result<QueryResult> {
+        self.conn
+            .execute(sql, params)
+            .map_err(|e| anyhow!("SQLite error: {e:?} in `{}`", first_line(sql)))
+    }
+
+    /// Rows changed by the last INSERT/UPDATE/DELETE.
+    pub fn changes(&self) -> u64 {
+        self.conn.changes()
+    }
+
+    /// Run `f` in a write transaction (`BEGIN IMMEDIATE`, so concurrent writers queue
+    /// instead of deadlocking on upgrade). Commits on `Ok`, rolls back on `Err`.
+    pub fn transaction<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<anyhow::Error>,
+    {
+        self.begin()?;
+        match f(self) {
+            Ok(v) => {
+                if let Err(e) = self.exec("COMMIT", &[]) {
+                    let _ = self.exec("ROLLBACK", &[]);
+                    return Err(e.into());
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.exec("ROLLBACK", &[]);
+                Err(e)
+            }
+        }
+    }
+
+    /// `BEGIN IMMEDIATE`, retried while another instance holds the write lock.
+    fn begin(&self) -> anyhow::Result<()> {
+        let mut wait = std::time::Duration::from_millis(2);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match self.exec("BEGIN IMMEDIATE", &[]) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_busy(&e) && waited < std::time::Duration::from_secs(10) => {
+                    std::thread::sleep(wait);
+                    waited += wait;
+                    wait = (wait * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.context("starting a transaction")),
+            }
+        }
+    }
+}
+
+fn is_busy(e: &anyhow::Error) -> bool {
+    let s = format!("{e:#}");
+    s.contains("locked") || s.contains("busy")
+}
+
+fn first_line(sql: &str) -> &str {
+    sql.lines().next().unwrap_or("")
+}
+
+/// Shorthand for a text parameter.
+pub fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+/// Shorthand for an integer parameter.
+pub fn int(i: i64) -> Value {
+    Value::Integer(i)
+}
+
+/// Shorthand for an optional text parameter (NULL when absent).
+pub fn opt_text(s: Option<impl Into<String>>) -> Value {
+    s.map(|s| Value::Text(s.into())).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_split_into_statements_without_comments() {
+        let sql = "-- a table\nCREATE TABLE a (x);\n\nCREATE INDEX i ON a (x);\n-- trailing\n";
+        let s: Vec<_> = statements(sql).collect();
+        assert_eq!(s.len(), 2);
+        assert!(s[1].ends_with("ON a (x)"));
+    }
+}

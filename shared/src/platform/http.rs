@@ -1,0 +1,206 @@
+//! Request parsing and responses: correlation ids, capped JSON bodies, CloudEvents in,
+//! problem+json out. A handler returns `Result<Response, ApiError>`; [`respond`] turns
+//! that into the one HTTP answer, so a bare `anyhow::Error` never reaches spin-sdk.
+
+use crate::cloudevent;
+use crate::events::Envelope;
+use crate::ids::CorrelationId;
+use crate::problem::ApiError;
+use serde::{de::DeserializeOwned, Serialize};
+use spin_sdk::http::{Method, Request, Response};
+
+/// Bodies over this many bytes are refused with 413 before parsing.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The request header carrying the correlation id (echoed on every response).
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// What every handler knows about the request it serves.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The component id, for logs.
+    pub component: &'static str,
+    /// The ride's correlation id (from `X-Correlation-Id`, or generated).
+    pub correlation: CorrelationId,
+    /// W3C `traceparent`, passed on to events unchanged.
+    pub traceparent: Option<String>,
+}
+
+impl RequestContext {
+    /// Read the correlation id and trace context; an unusable `X-Correlation-Id` is a 400.
+    pub fn from_request(component: &'static str, req: &Request) -> Result<Self, ApiError> {
+        let correlation = match header(req, CORRELATION_HEADER) {
+            Some(raw) => CorrelationId::parse(&raw).map_err(|e| {
+                ApiError::invalid("X-Correlation-Id", e.to_string())
+            })?,
+            None => CorrelationId::new_random(),
+        };
+        Ok(Self {
+            component,
+            correlation,
+            traceparent: header(req, "traceparent"),
+        })
+    }
+
+    /// A context for an event: its correlation id continues the ride's.
+    pub fn for_event(&self, env: &Envelope) -> Self {
+        Self {
+            component: self.component,
+            correlation: env.correlation(),
+            traceparent: env.traceparent.clone().or_else(|| self.traceparent.clone()),
+        }
+    }
+}
+
+/// A request header as UTF-8 text, if present.
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.header(name)
+        .and_then(|v| v.as_str())
+        .map(|s| s.trim().to_owned())
+}
+
+/// The path without query string, and its non-empty segments.
+pub fn path_segments(req: &Request) -> Vec<String> {
+    req.path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A query parameter, percent-decoded (`+` is a space).
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query().split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi * 16 + lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn check_size(req: &Request) -> Result<(), ApiError> {
+    let declared = header(req, "content-length").and_then(|v| v.parse::<usize>().ok());
+    if declared.unwrap_or(0) > MAX_BODY_BYTES || req.body().len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Parse a JSON body into `T`. Not JSON → 400; JSON of the wrong shape (missing field,
+/// wrong type, unknown field, invalid value) → 422 naming the problem; over the cap → 413;
+/// a content type other than JSON → 415.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    check_size(req)?;
+    if let Some(ct) = header(req, "content-type") {
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType(ct));
+        }
+    }
+    serde_json::from_slice(req.body()).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid("body", e.to_string()),
+        _ => ApiError::Malformed(format!("body is not valid JSON: {e}")),
+    })
+}
+
+/// Decode the request as a CloudEvent (binary or structured mode); refusals are 400.
+pub fn cloudevent(req: &Request) -> Result<Envelope, ApiError> {
+    check_size(req)?;
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers()
+        .map(|(k, v)| (k.to_owned(), v.as_bytes().to_vec()))
+        .collect();
+    Ok(cloudevent::decode(&headers, req.body().to_vec())?)
+}
+
+/// A JSON response with the correlation id echoed.
+pub fn json<T: Serialize>(status: u16, body: &T, ctx: &RequestContext) -> Response {
+    let bytes = serde_json::to_vec(body).expect("response bodies are plain data");
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header(CORRELATION_HEADER, ctx.correlation.as_str())
+        .body(bytes)
+        .build()
+}
+
+/// An empty response (e.g. 204, 202) with the correlation id echoed.
+pub fn empty(status: u16, ctx: &RequestContext) -> Response {
+    Response::builder()
+        .status(status)
+        .header(CORRELATION_HEADER, ctx.correlation.as_str())
+        .body(Vec::new())
+        .build()
+}
+
+/// The problem+json answer for an error. Internal errors are logged with their cause chain.
+pub fn problem(err: &ApiError, component: &str, correlation: Option<&str>) -> Response {
+    let corr = correlation.unwrap_or("-");
+    match err {
+        ApiError::Internal(e) => crate::log!(component, corr, "internal error: {e:#}"),
+        other => crate::log!(component, corr, "refused {}: {other}", other.status()),
+    }
+    let body = serde_json::to_vec(&err.problem(correlation)).expect("problem is plain data");
+    let mut b = Response::builder();
+    b.status(err.status())
+        .header("content-type", "application/problem+json");
+    if let Some(c) = correlation {
+        b.header(CORRELATION_HEADER, c);
+    }
+    for (k, v) in err.headers() {
+        b.header(k, v);
+    }
+    b.body(body).build()
+}
+
+/// Turn a handler's result into the HTTP answer.
+pub fn respond(ctx: &RequestContext, result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(|e| problem(&e, ctx.component, Some(ctx.correlation.as_str())))
+}
+
+/// Run a component's router: build the context (a bad `X-Correlation-Id` is itself a
+/// problem+json 400), call `route`, and map any error to problem+json.
+pub fn serve(
+    component: &'static str,
+    req: Request,
+    route: impl FnOnce(&RequestContext, &Request) -> Result<Response, ApiError>,
+) -> Response {
+    let ctx = match RequestContext::from_request(component, &req) {
+        Ok(ctx) => ctx,
+        Err(e) => return problem(&e, component, None),
+    };
+    let result = route(&ctx, &req);
+    respond(&ctx, result)
+}
+
+/// `GET /health/<id>`: liveness/readiness for Knative probes. Answers 200 once the
+/// component's database opens and its migrations are applied.
+pub fn health(ctx: &RequestContext, req: &Request, check: impl FnOnce() -> anyhow::Result<()>) -> Result<Response, ApiError> {
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" });
+    }
+    check()?;
+    Ok(json(200, &serde_json::json!({ "status": "ok", "component": ctx.component }), ctx))
+}

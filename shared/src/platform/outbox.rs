@@ -1,0 +1,97 @@
+//! The transactional outbox. [`enqueue`] runs inside the caller's transaction, next to the
+//! state change; [`flush`] runs after commit (and from `POST /outbox/flush/<id>`, which a
+//! Knative PingSource calls) and POSTs pending rows to the broker in binary mode until it
+//! accepts them. Rows keep their deterministic event ids, so a resend dedupes downstream.
+
+use super::client::{self, OutboundRequest};
+use super::db::{int, text, Db};
+use crate::cloudevent;
+use crate::events::Envelope;
+use anyhow::Context;
+use serde::Serialize;
+use std::time::Duration;
+
+/// How long one delivery to the broker may take.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a flush did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlushReport {
+    /// Rows the broker accepted now.
+    pub sent: usize,
+    /// Rows the broker refused or could not be reached for (kept, retried later).
+    pub failed: usize,
+    /// Rows still waiting after this flush.
+    pub pending: usize,
+}
+
+/// Add an event to the outbox, inside the caller's transaction. Enqueuing the same event
+/// id twice keeps the first row (the fact is the same).
+pub fn enqueue(tx: &Db, env: &Envelope) -> anyhow::Result<()> {
+    tx.exec(
+        "INSERT OR IGNORE INTO outbox (event_id, event_type, envelope, created_at) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+        &[
+            text(env.id.clone()),
+            text(env.event_type.clone()),
+            text(serde_json::to_string(env).context("encoding envelope")?),
+        ],
+    )
+}
+
+/// Deliver up to `limit` pending rows, oldest first, to `broker_url`. Stops at the first
+/// transport failure (the broker is down: the rest would fail too); a refused event is
+/// recorded and the next one tried.
+pub fn flush(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<FlushReport> {
+    let rows = db.query(
+        "SELECT event_id, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+        &[int(limit as i64)],
+    )?;
+    let mut report = FlushReport::default();
+    for row in rows.rows() {
+        let id: &str = row.get("event_id").context("outbox.event_id")?;
+        let raw: &str = row.get("envelope").context("outbox.envelope")?;
+        let env: Envelope = serde_json::from_str(raw).context("decoding outbox envelope")?;
+        let msg = cloudevent::encode_binary(&env).context("encoding CloudEvent")?;
+        let outcome = client::send(&OutboundRequest {
+            method: "POST",
+            url: broker_url.to_owned(),
+            headers: msg.headers,
+            body: msg.body,
+            timeout: BROKER_TIMEOUT,
+        });
+        match outcome {
+            Ok(resp) if (200..300).contains(&resp.status) => {
+                db.exec(
+                    "UPDATE outbox SET sent_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), attempts = attempts + 1 WHERE event_id = ?",
+                    &[text(id)],
+                )?;
+                report.sent += 1;
+            }
+            Ok(resp) => {
+                record_failure(db, id, &format!("broker answered {}", resp.status))?;
+                report.failed += 1;
+            }
+            Err(e) => {
+                record_failure(db, id, &e.to_string())?;
+                report.failed += 1;
+                break;
+            }
+        }
+    }
+    report.pending = pending(db)?;
+    Ok(report)
+}
+
+fn record_failure(db: &Db, id: &str, error: &str) -> anyhow::Result<()> {
+    db.exec(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE event_id = ?",
+        &[text(error), text(id)],
+    )
+}
+
+/// How many rows wait for delivery.
+pub fn pending(db: &Db) -> anyhow::Result<usize> {
+    let r = db.query("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", &[])?;
+    Ok(r.rows.first().and_then(|r| r.get::<i64>(0)).unwrap_or(0) as usize)
+}
