@@ -1,0 +1,182 @@
+//! HTTP handlers for drivers and operators: register and list taxis, read allocations,
+//! accept a ride, flush the outbox. Each reads parse → load → decide → persist → respond.
+
+use crate::config::Config;
+use crate::db::{self, StoredAllocation};
+use crate::events::{flush_after_commit, record_all};
+use crate::COMPONENT;
+use htaxi_shared::domain::allocation::{
+    decide_accept, register_taxi as decide_register, AcceptRide, AllocationError, RegisterTaxi,
+    RegisterTaxiDto, TaxiStatus,
+};
+use htaxi_shared::ids::{AllocationId, GrabId, TaxiId};
+use htaxi_shared::log;
+use htaxi_shared::platform::http::{self, query_param, RequestContext};
+use htaxi_shared::platform::{idempotency, outbox};
+use htaxi_shared::problem::ApiError;
+use spin_sdk::http::{Request, Response};
+
+/// The `Idempotency-Key` scope of taxi registration.
+const REGISTER_SCOPE: &str = "POST /taxis";
+/// List sizes: default and cap.
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+/// Map a domain refusal to its HTTP answer.
+pub fn domain_error(e: AllocationError) -> ApiError {
+    match e {
+        AllocationError::TaxiNumTaken(_) | AllocationError::AllocationCancelled(_) => {
+            ApiError::Conflict(e.to_string())
+        }
+    }
+}
+
+/// `?limit=`: 1..=500, default 50; anything else is a 422.
+pub fn limit(req: &Request) -> Result<u32, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+            }),
+    }
+}
+
+/// `POST /taxis`: register a taxi → 201 + Location; a plate already registered → 409.
+/// An `Idempotency-Key` retry answers the original 201.
+pub fn register_taxi(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let key = idempotency::key(req)?;
+    let dto: RegisterTaxiDto = http::json_body(req)?;
+    let cmd = RegisterTaxi::try_from(dto)?;
+    let db = db::open()?;
+    let hash = idempotency::fingerprint(req);
+    if let Some(k) = &key {
+        if let Some(stored) = idempotency::lookup(&db, REGISTER_SCOPE, k, &hash)? {
+            return Ok(stored.into_response(ctx.correlation.as_str()));
+        }
+    }
+    db.transaction(|tx| {
+        let existing = db::taxi_by_num(tx, &cmd.taxi_num)?;
+        let taxi = decide_register(existing.as_ref(), cmd, TaxiId::new_random(), crate::now())
+            .map_err(domain_error)?;
+        db::insert_taxi(tx, &taxi)?;
+        let mut resp = http::json(201, &taxi, ctx);
+        resp.set_header("location", format!("/taxis/{}", taxi.taxi_id));
+        if let Some(k) = &key {
+            let stored = idempotency::StoredResponse::from_response(&resp);
+            idempotency::store(tx, REGISTER_SCOPE, k, &hash, &stored)?;
+        }
+        log!(
+            COMPONENT,
+            ctx.correlation,
+            "taxi {} registered as {}",
+            taxi.taxi_num,
+            taxi.taxi_id
+        );
+        Ok(resp)
+    })
+}
+
+/// `GET /taxis[?status=Available|Busy][&limit=]`: taxis by plate.
+pub fn list_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let status = query_param(req, "status")
+        .map(|s| {
+            TaxiStatus::parse(s.trim())
+                .ok_or_else(|| ApiError::invalid("status", "must be Available or Busy"))
+        })
+        .transpose()?;
+    let limit = limit(req)?;
+    let db = db::open()?;
+    Ok(http::json(200, &db::list_taxis(&db, status, limit)?, ctx))
+}
+
+/// `GET /taxis/{id}`; unknown (or not a UUID) → 404.
+pub fn get_taxi(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("taxi {id}"));
+    let id = TaxiId::parse(id).map_err(|_| not_found())?;
+    let db = db::open()?;
+    let taxi = db::taxi(&db, &id)?.ok_or_else(not_found)?;
+    Ok(http::json(200, &taxi, ctx))
+}
+
+/// `GET /allocations?grabId=` (the grab's allocation, as a list of 0 or 1), or without
+/// `grabId` the most recent allocations (`?limit=`).
+pub fn list_allocations(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let grab = query_param(req, "grabId")
+        .map(|g| GrabId::parse(g.trim()).map_err(|e| ApiError::invalid("grabId", e.to_string())))
+        .transpose()?;
+    let limit = limit(req)?;
+    let db = db::open()?;
+    let found: Vec<StoredAllocation> = match grab {
+        Some(g) => db::allocation_for_grab(&db, &g)?.into_iter().collect(),
+        None => db::recent_allocations(&db, limit)?,
+    };
+    let body: Vec<_> = found.into_iter().map(|s| s.allocation).collect();
+    Ok(http::json(200, &body, ctx))
+}
+
+/// `GET /allocations/{id}`; unknown (or not a UUID) → 404.
+pub fn get_allocation(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("allocation {id}"));
+    let id = AllocationId::parse(id).map_err(|_| not_found())?;
+    let db = db::open()?;
+    let found = db::allocation(&db, &id)?.ok_or_else(not_found)?;
+    Ok(http::json(200, &found.allocation, ctx))
+}
+
+/// `POST /allocations/{id}/accept` (the driver): Allocated → RideStarted + outbox
+/// RideStarted → 200; already started → 200 with nothing new; cancelled → 409; unknown → 404.
+pub fn accept(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("allocation {id}"));
+    let id = AllocationId::parse(id).map_err(|_| not_found())?;
+    let config = Config::load()?;
+    let db = db::open()?;
+    let now = crate::now();
+    let accepted = db.transaction(|tx| {
+        let stored = db::allocation(tx, &id)?.ok_or_else(not_found)?;
+        let events = decide_accept(&stored.allocation, AcceptRide { now }).map_err(domain_error)?;
+        // Events about the ride continue the ride's correlation id, not the driver's call.
+        record_all(
+            tx,
+            &events,
+            &stored.correlation,
+            ctx.traceparent.as_deref(),
+            now,
+        )?;
+        if events.is_empty() {
+            log!(
+                COMPONENT,
+                stored.correlation,
+                "allocation {id} accepted again: ride already started"
+            );
+        }
+        let after = db::allocation(tx, &id)?.ok_or_else(not_found)?;
+        Ok::<_, ApiError>(after)
+    })?;
+    flush_after_commit(&db, &config, &accepted.correlation);
+    Ok(http::json(200, &accepted.allocation, ctx))
+}
+
+/// `POST /outbox/flush/allocate`: deliver pending events now. Any body is accepted (a
+/// Knative PingSource POSTs a CloudEvent here); answers the [`outbox::FlushReport`].
+pub fn flush_outbox(ctx: &RequestContext) -> Result<Response, ApiError> {
+    let config = Config::load()?;
+    let db = db::open()?;
+    let report = outbox::flush(&db, &config.broker_url, 100)?;
+    log!(
+        COMPONENT,
+        ctx.correlation,
+        "outbox flush: sent {} failed {} pending {}",
+        report.sent,
+        report.failed,
+        report.pending
+    );
+    Ok(http::json(200, &report, ctx))
+}

@@ -1,0 +1,324 @@
+//! allocate's SQLite: migrations, row mapping and the SQL that persists each decided
+//! [`AllocationEvent`]. Always bound parameters; one statement per call.
+
+use anyhow::{anyhow, bail, Context};
+use chrono::{DateTime, SecondsFormat, Utc};
+use htaxi_shared::domain::allocation::{
+    Allocation, AllocationEvent, AllocationStatus, BoundingBox, Candidate, GrabAllocation, Taxi,
+    TaxiNum, TaxiStatus,
+};
+use htaxi_shared::domain::GeoPoint;
+use htaxi_shared::ids::{AllocationId, CorrelationId, GrabId, PaymentId, TaxiId};
+use htaxi_shared::platform::db::{int, opt_text, text, Db, Migration};
+use spin_sdk::sqlite3::{Row, Value};
+
+/// The SQLite label (spin.toml `sqlite_databases`).
+pub const LABEL: &str = "allocate";
+
+/// allocate's own schema, after the platform tables.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    id: "allocate/0001_taxis_and_allocations",
+    sql: include_str!("../migrations/0001_taxis_and_allocations.sql"),
+}];
+
+/// Open the database and make sure the schema is current.
+pub fn open() -> anyhow::Result<Db> {
+    Db::open(LABEL, MIGRATIONS)
+}
+
+/// A timestamp as stored: RFC 3339, UTC, milliseconds (sorts as text).
+pub fn ts(t: DateTime<Utc>) -> Value {
+    text(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn real(f: f64) -> Value {
+    Value::Real(f)
+}
+
+fn parse_ts(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("stored timestamp {s:?}"))?
+        .with_timezone(&Utc))
+}
+
+fn col<'a, T: TryFrom<&'a Value>>(row: &Row<'a>, name: &str) -> anyhow::Result<T> {
+    row.get::<T>(name)
+        .ok_or_else(|| anyhow!("column {name} is missing or has the wrong type"))
+}
+
+fn opt_ts(row: &Row<'_>, name: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    row.get::<&str>(name).map(parse_ts).transpose()
+}
+
+// ------------------------------------------------------------------ taxis
+
+const TAXI_COLUMNS: &str =
+    "SELECT taxi_id, taxi_num, status, lat, lng, location_name, registered_at FROM taxis";
+
+fn taxi_from(row: &Row<'_>) -> anyhow::Result<Taxi> {
+    let status: &str = col(row, "status")?;
+    Ok(Taxi {
+        taxi_id: TaxiId::parse(col(row, "taxi_id")?)?,
+        taxi_num: TaxiNum::parse(col(row, "taxi_num")?)?,
+        status: TaxiStatus::parse(status).ok_or_else(|| anyhow!("taxi status {status:?}"))?,
+        location: GeoPoint::new(
+            col(row, "lat")?,
+            col(row, "lng")?,
+            row.get::<&str>("location_name").map(str::to_owned),
+        )?,
+        registered_at: parse_ts(col(row, "registered_at")?)?,
+    })
+}
+
+fn taxis(db: &Db, sql: &str, params: &[Value]) -> anyhow::Result<Vec<Taxi>> {
+    let r = db.query(sql, params)?;
+    r.rows().map(|row| taxi_from(&row)).collect()
+}
+
+/// The taxi with this id.
+pub fn taxi(db: &Db, id: &TaxiId) -> anyhow::Result<Option<Taxi>> {
+    let sql = format!("{TAXI_COLUMNS} WHERE taxi_id = ?");
+    Ok(taxis(db, &sql, &[text(id.as_str())])?.into_iter().next())
+}
+
+/// The taxi holding this plate.
+pub fn taxi_by_num(db: &Db, num: &TaxiNum) -> anyhow::Result<Option<Taxi>> {
+    let sql = format!("{TAXI_COLUMNS} WHERE taxi_num = ?");
+    Ok(taxis(db, &sql, &[text(num.as_str())])?.into_iter().next())
+}
+
+/// Taxis by plate, optionally only those in `status`.
+pub fn list_taxis(db: &Db, status: Option<TaxiStatus>, limit: u32) -> anyhow::Result<Vec<Taxi>> {
+    match status {
+        Some(s) => taxis(
+            db,
+            &format!("{TAXI_COLUMNS} WHERE status = ? ORDER BY taxi_num LIMIT ?"),
+            &[text(s.as_str()), int(limit.into())],
+        ),
+        None => taxis(
+            db,
+            &format!("{TAXI_COLUMNS} ORDER BY taxi_num LIMIT ?"),
+            &[int(limit.into())],
+        ),
+    }
+}
+
+/// Store a newly registered taxi.
+pub fn insert_taxi(tx: &Db, t: &Taxi) -> anyhow::Result<()> {
+    tx.exec(
+        "INSERT INTO taxis (taxi_id, taxi_num, status, lat, lng, location_name, registered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            text(t.taxi_id.as_str()),
+            text(t.taxi_num.as_str()),
+            text(t.status.as_str()),
+            real(t.location.lat()),
+            real(t.location.lng()),
+            opt_text(t.location.name()),
+            ts(t.registered_at),
+            ts(t.registered_at),
+        ],
+    )
+}
+
+/// Available taxis inside the box (the exact radius check is the domain's).
+pub fn available_candidates(db: &Db, bb: &BoundingBox) -> anyhow::Result<Vec<Candidate>> {
+    let r = match bb.lng {
+        Some((lo, hi)) => db.query(
+            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND lat BETWEEN ? AND ? AND lng BETWEEN ? AND ?",
+            &[real(bb.min_lat), real(bb.max_lat), real(lo), real(hi)],
+        )?,
+        None => db.query(
+            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND lat BETWEEN ? AND ?",
+            &[real(bb.min_lat), real(bb.max_lat)],
+        )?,
+    };
+    r.rows()
+        .map(|row| {
+            Ok(Candidate {
+                taxi_id: TaxiId::parse(col(&row, "taxi_id")?)?,
+                taxi_num: TaxiNum::parse(col(&row, "taxi_num")?)?,
+                location: GeoPoint::new(col(&row, "lat")?, col(&row, "lng")?, None)?,
+            })
+        })
+        .collect()
+}
+
+fn set_taxi_status(
+    tx: &Db,
+    id: &TaxiId,
+    from: TaxiStatus,
+    to: TaxiStatus,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    tx.exec(
+        "UPDATE taxis SET status = ?, updated_at = ? WHERE taxi_id = ? AND status = ?",
+        &[
+            text(to.as_str()),
+            ts(now),
+            text(id.as_str()),
+            text(from.as_str()),
+        ],
+    )?;
+    if tx.changes() != 1 {
+        bail!(
+            "taxi {id} was not {} when moving it to {}",
+            from.as_str(),
+            to.as_str()
+        );
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ allocations
+
+const ALLOCATION_COLUMNS: &str = "SELECT allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, allocated_at, started_at, cancelled_at, cancel_reason FROM allocations";
+
+/// An allocation and the ride's correlation id (events about it continue that ride).
+#[derive(Debug, Clone)]
+pub struct StoredAllocation {
+    pub allocation: Allocation,
+    pub correlation: CorrelationId,
+}
+
+fn allocation_from(row: &Row<'_>) -> anyhow::Result<StoredAllocation> {
+    let status: &str = col(row, "status")?;
+    let allocation = Allocation {
+        allocation_id: AllocationId::parse(col(row, "allocation_id")?)?,
+        grab_id: GrabId::parse(col(row, "grab_id")?)?,
+        payment_id: row
+            .get::<&str>("payment_id")
+            .map(PaymentId::parse)
+            .transpose()?,
+        taxi_id: TaxiId::parse(col(row, "taxi_id")?)?,
+        taxi_num: col::<&str>(row, "taxi_num")?.to_owned(),
+        status: AllocationStatus::parse(status)
+            .ok_or_else(|| anyhow!("allocation status {status:?}"))?,
+        distance_meters: col(row, "distance_meters")?,
+        pickup: GeoPoint::new(
+            col(row, "pickup_lat")?,
+            col(row, "pickup_lng")?,
+            row.get::<&str>("pickup_name").map(str::to_owned),
+        )?,
+        allocated_at: parse_ts(col(row, "allocated_at")?)?,
+        started_at: opt_ts(row, "started_at")?,
+        cancelled_at: opt_ts(row, "cancelled_at")?,
+        cancel_reason: row.get::<&str>("cancel_reason").map(str::to_owned),
+    };
+    let correlation = CorrelationId::parse(col(row, "correlation_id")?)
+        .unwrap_or_else(|_| CorrelationId::new_random());
+    Ok(StoredAllocation {
+        allocation,
+        correlation,
+    })
+}
+
+fn allocations(db: &Db, sql: &str, params: &[Value]) -> anyhow::Result<Vec<StoredAllocation>> {
+    let r = db.query(sql, params)?;
+    r.rows().map(|row| allocation_from(&row)).collect()
+}
+
+/// The allocation with this id.
+pub fn allocation(db: &Db, id: &AllocationId) -> anyhow::Result<Option<StoredAllocation>> {
+    let sql = format!("{ALLOCATION_COLUMNS} WHERE allocation_id = ?");
+    Ok(allocations(db, &sql, &[text(id.as_str())])?
+        .into_iter()
+        .next())
+}
+
+/// The allocation made for this grab, if any (at most one).
+pub fn allocation_for_grab(db: &Db, grab: &GrabId) -> anyhow::Result<Option<StoredAllocation>> {
+    let sql = format!("{ALLOCATION_COLUMNS} WHERE grab_id = ?");
+    Ok(allocations(db, &sql, &[text(grab.as_str())])?
+        .into_iter()
+        .next())
+}
+
+/// The most recent allocations, newest first.
+pub fn recent_allocations(db: &Db, limit: u32) -> anyhow::Result<Vec<StoredAllocation>> {
+    let sql = format!("{ALLOCATION_COLUMNS} ORDER BY allocated_at DESC, allocation_id LIMIT ?");
+    allocations(db, &sql, &[int(limit.into())])
+}
+
+// ------------------------------------------------------------------ per-grab state
+
+/// Everything allocate knows about a grab, for a decision.
+pub fn grab_state(db: &Db, grab: &GrabId) -> anyhow::Result<GrabAllocation> {
+    let r = db.query(
+        "SELECT cancelled_at, failed_reason FROM grab_outcomes WHERE grab_id = ?",
+        &[text(grab.as_str())],
+    )?;
+    let (cancelled, failed_reason) = match r.rows().next() {
+        Some(row) => (
+            row.get::<&str>("cancelled_at").is_some(),
+            row.get::<&str>("failed_reason").map(str::to_owned),
+        ),
+        None => (false, None),
+    };
+    Ok(GrabAllocation {
+        cancelled,
+        failed_reason,
+        allocation: allocation_for_grab(db, grab)?.map(|s| s.allocation),
+    })
+}
+
+/// Persist one decided event inside the caller's transaction. `correlation` is the ride's.
+pub fn persist(
+    tx: &Db,
+    event: &AllocationEvent,
+    correlation: &CorrelationId,
+) -> anyhow::Result<()> {
+    match event {
+        AllocationEvent::TaxiAllocated {
+            event: e,
+            payment_id,
+            pickup,
+        } => {
+            set_taxi_status(tx, &e.taxi_id, TaxiStatus::Available, TaxiStatus::Busy, e.allocated_at)?;
+            tx.exec(
+                "INSERT INTO allocations (allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, allocated_at) VALUES (?, ?, ?, ?, ?, 'Allocated', ?, ?, ?, ?, ?, ?)",
+                &[
+                    text(e.allocation_id.as_str()),
+                    text(e.grab_id.as_str()),
+                    text(payment_id.as_str()),
+                    text(e.taxi_id.as_str()),
+                    text(e.taxi_num.clone()),
+                    int(i64::try_from(e.distance_meters).context("distance")?),
+                    real(pickup.lat()),
+                    real(pickup.lng()),
+                    opt_text(pickup.name()),
+                    text(correlation.as_str()),
+                    ts(e.allocated_at),
+                ],
+            )
+            .context("inserting the allocation (one active allocation per taxi)")
+        }
+        AllocationEvent::AllocationFailed(e) => tx.exec(
+            "INSERT INTO grab_outcomes (grab_id, failed_at, failed_reason) VALUES (?, ?, ?) ON CONFLICT (grab_id) DO UPDATE SET failed_at = excluded.failed_at, failed_reason = excluded.failed_reason",
+            &[text(e.grab_id.as_str()), ts(e.failed_at), text(e.reason.clone())],
+        ),
+        AllocationEvent::GrabTombstoned { grab_id, reason, at } => tx.exec(
+            "INSERT INTO grab_outcomes (grab_id, cancelled_at, cancel_reason) VALUES (?, ?, ?) ON CONFLICT (grab_id) DO UPDATE SET cancelled_at = excluded.cancelled_at, cancel_reason = excluded.cancel_reason",
+            &[text(grab_id.as_str()), ts(*at), text(reason.clone())],
+        ),
+        AllocationEvent::AllocationCancelled(e) => {
+            tx.exec(
+                "UPDATE allocations SET status = 'Cancelled', cancelled_at = ?, cancel_reason = ? WHERE allocation_id = ? AND status IN ('Allocated', 'RideStarted')",
+                &[ts(e.cancelled_at), text(e.reason.clone()), text(e.allocation_id.as_str())],
+            )?;
+            if tx.changes() != 1 {
+                bail!("allocation {} was not active when cancelling it", e.allocation_id);
+            }
+            set_taxi_status(tx, &e.taxi_id, TaxiStatus::Busy, TaxiStatus::Available, e.cancelled_at)
+        }
+        AllocationEvent::RideStarted(e) => {
+            tx.exec(
+                "UPDATE allocations SET status = 'RideStarted', started_at = ? WHERE allocation_id = ? AND status = 'Allocated'",
+                &[ts(e.started_at), text(e.allocation_id.as_str())],
+            )?;
+            if tx.changes() != 1 {
+                bail!("allocation {} was not Allocated when starting the ride", e.allocation_id);
+            }
+            Ok(())
+        }
+    }
+}

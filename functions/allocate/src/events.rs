@@ -1,0 +1,219 @@
+//! CloudEvents in (`POST /events/allocate`) and out (the outbox). allocate consumes
+//! `PaymentApproved` (allocate a taxi) and `GrabCancelled` (tombstone + release); any other
+//! type is poison (400). Applied, duplicate and irrelevant-by-state events all answer
+//! 204 with no body (a Knative Kafka Broker treats a non-CloudEvent reply body as a
+//! failure); the `htaxi-outcome` header says which it was.
+
+use crate::api::domain_error;
+use crate::config::Config;
+use crate::db;
+use crate::COMPONENT;
+use chrono::{DateTime, Utc};
+use htaxi_shared::domain::allocation::{
+    bounding_box, decide_allocate, decide_cancel, AllocateTaxi, AllocationEvent, CancelGrab,
+};
+use htaxi_shared::events::{DomainEvent, Envelope, GrabCancelled, PaymentApproved};
+use htaxi_shared::ids::{AllocationId, CorrelationId};
+use htaxi_shared::log;
+use htaxi_shared::platform::db::Db;
+use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::platform::inbox::{self, Delivery};
+use htaxi_shared::platform::outbox;
+use htaxi_shared::problem::ApiError;
+use spin_sdk::http::{Request, Response};
+
+/// What a delivery did, for the `htaxi-outcome` header and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The inbox had seen this (source, id).
+    Duplicate,
+    /// The decision changed state; the word names what happened.
+    Applied(&'static str),
+    /// Irrelevant in the grab's current state (e.g. a late PaymentApproved after a cancel).
+    Ignored,
+}
+
+impl Outcome {
+    fn of(events: &[AllocationEvent]) -> Self {
+        let word = |e: &AllocationEvent| match e {
+            AllocationEvent::TaxiAllocated { .. } => "allocated",
+            AllocationEvent::AllocationFailed(_) => "failed",
+            AllocationEvent::GrabTombstoned { .. } => "tombstoned",
+            AllocationEvent::AllocationCancelled(_) => "cancelled",
+            AllocationEvent::RideStarted(_) => "started",
+        };
+        // The last event is the most telling one (a cancel tombstones, then releases).
+        events
+            .last()
+            .map_or(Outcome::Ignored, |e| Outcome::Applied(word(e)))
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Duplicate => "duplicate",
+            Outcome::Applied(w) => w,
+            Outcome::Ignored => "ignored",
+        }
+    }
+}
+
+/// `POST /events/allocate`.
+pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let env = http::cloudevent(req)?;
+    let event = DomainEvent::from_envelope(&env)?;
+    let ctx = ctx.for_event(&env);
+    let outcome = match event {
+        DomainEvent::PaymentApproved(e) => on_payment_approved(&ctx, &env, e)?,
+        DomainEvent::GrabCancelled(e) => on_grab_cancelled(&ctx, &env, e)?,
+        other => {
+            return Err(ApiError::InvalidEvent(format!(
+                "{} is not consumed by {COMPONENT}",
+                other.event_type().as_str()
+            )))
+        }
+    };
+    log!(
+        COMPONENT,
+        ctx.correlation,
+        "{} {} → {}",
+        env.event_type,
+        env.id,
+        outcome.word()
+    );
+    let mut resp = http::empty(204, &ctx);
+    resp.set_header("htaxi-outcome", outcome.word());
+    Ok(resp)
+}
+
+/// PaymentApproved: in ONE transaction (BEGIN IMMEDIATE), record the delivery, load the
+/// grab's state and the available taxis near the pickup point, decide, persist, enqueue.
+fn on_payment_approved(
+    ctx: &RequestContext,
+    env: &Envelope,
+    e: PaymentApproved,
+) -> Result<Outcome, ApiError> {
+    let config = Config::load()?;
+    let db = db::open()?;
+    let now = crate::now();
+    let area = bounding_box(&e.starting_point, config.allocation_radius_m);
+    let outcome = db.transaction(|tx| {
+        if inbox::record(tx, env)? == Delivery::Duplicate {
+            return Ok::<_, ApiError>(Outcome::Duplicate);
+        }
+        let state = db::grab_state(tx, &e.grab_id)?;
+        let cmd = AllocateTaxi {
+            grab_id: e.grab_id.clone(),
+            payment_id: e.payment_id.clone(),
+            pickup: e.starting_point.clone(),
+            candidates: db::available_candidates(tx, &area)?,
+            radius_m: config.allocation_radius_m,
+            allocation_id: AllocationId::new_random(),
+            now,
+        };
+        let events = decide_allocate(&state, cmd).map_err(domain_error)?;
+        record_all(
+            tx,
+            &events,
+            &ctx.correlation,
+            ctx.traceparent.as_deref(),
+            now,
+        )?;
+        Ok(Outcome::of(&events))
+    })?;
+    flush_after_commit(&db, &config, &ctx.correlation);
+    Ok(outcome)
+}
+
+/// GrabCancelled: tombstone the grab and release an active allocation, in one transaction.
+fn on_grab_cancelled(
+    ctx: &RequestContext,
+    env: &Envelope,
+    e: GrabCancelled,
+) -> Result<Outcome, ApiError> {
+    let config = Config::load()?;
+    let db = db::open()?;
+    let now = crate::now();
+    let outcome = db.transaction(|tx| {
+        if inbox::record(tx, env)? == Delivery::Duplicate {
+            return Ok::<_, ApiError>(Outcome::Duplicate);
+        }
+        let state = db::grab_state(tx, &e.grab_id)?;
+        let cmd = CancelGrab {
+            grab_id: e.grab_id.clone(),
+            reason: e.reason.clone(),
+            now,
+        };
+        let events = decide_cancel(&state, cmd).map_err(domain_error)?;
+        record_all(
+            tx,
+            &events,
+            &ctx.correlation,
+            ctx.traceparent.as_deref(),
+            now,
+        )?;
+        Ok(Outcome::of(&events))
+    })?;
+    flush_after_commit(&db, &config, &ctx.correlation);
+    Ok(outcome)
+}
+
+/// Persist decided events and enqueue the published ones, inside the caller's transaction.
+/// One log line per decision.
+pub fn record_all(
+    tx: &Db,
+    events: &[AllocationEvent],
+    correlation: &CorrelationId,
+    traceparent: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    for event in events {
+        db::persist(tx, event, correlation)?;
+        log!(COMPONENT, correlation, "{}", describe(event));
+        if let Some(published) = event.published() {
+            outbox::enqueue(tx, &published.to_envelope(correlation, traceparent, now))?;
+        }
+    }
+    Ok(())
+}
+
+fn describe(event: &AllocationEvent) -> String {
+    match event {
+        AllocationEvent::TaxiAllocated { event: e, .. } => format!(
+            "grab {} allocated taxi {} ({}) {} m away as allocation {}",
+            e.grab_id, e.taxi_num, e.taxi_id, e.distance_meters, e.allocation_id
+        ),
+        AllocationEvent::AllocationFailed(e) => {
+            format!("grab {} allocation failed: {}", e.grab_id, e.reason)
+        }
+        AllocationEvent::GrabTombstoned { grab_id, .. } => {
+            format!("grab {grab_id} cancelled: no taxi will be allocated for it")
+        }
+        AllocationEvent::AllocationCancelled(e) => format!(
+            "allocation {} cancelled, taxi {} released: {}",
+            e.allocation_id, e.taxi_id, e.reason
+        ),
+        AllocationEvent::RideStarted(e) => format!(
+            "allocation {} accepted by taxi {}: ride started",
+            e.allocation_id, e.taxi_num
+        ),
+    }
+}
+
+/// Deliver pending outbox rows after a commit. A failure only delays delivery (rows stay
+/// pending for the next request or `POST /outbox/flush/allocate`), so it is logged, not raised.
+pub fn flush_after_commit(db: &Db, config: &Config, correlation: &CorrelationId) {
+    match outbox::flush(db, &config.broker_url, 50) {
+        Ok(r) if r.failed > 0 => log!(
+            COMPONENT,
+            correlation,
+            "outbox: broker unavailable, {} event(s) pending for retry",
+            r.pending
+        ),
+        Ok(_) => {}
+        Err(e) => log!(
+            COMPONENT,
+            correlation,
+            "outbox flush failed, will retry: {e:#}"
+        ),
+    }
+}

@@ -1,0 +1,58 @@
+//! allocate: the driver side of the saga. Drivers register taxis (`POST /taxis`); a
+//! `PaymentApproved` event assigns the nearest available taxi within `allocation_radius_m`
+//! in one transaction (or reports `AllocationFailed`); a `GrabCancelled` releases it; the
+//! driver's `POST /allocations/{id}/accept` starts the ride. Every state change commits
+//! with its outbox row and (for events) its inbox row; decisions live in
+//! `htaxi_shared::domain::allocation`.
+
+mod api;
+mod config;
+mod db;
+mod events;
+
+use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::problem::ApiError;
+use spin_sdk::http::{Method, Request, Response};
+
+/// The Spin component id (and CloudEvent source `/htaxi/allocate`).
+pub const COMPONENT: &str = "allocate";
+
+#[spin_sdk::http_component]
+fn handle(req: Request) -> Response {
+    http::serve(COMPONENT, req, route)
+}
+
+/// The current time at millisecond precision (what is stored, so answers match reads).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(3)
+}
+
+fn not_allowed(allow: &'static str) -> ApiError {
+    ApiError::MethodNotAllowed { allow }
+}
+
+/// The routing table: (method, path segments) → handler.
+fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let segments = http::path_segments(req);
+    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (req.method(), path.as_slice()) {
+        (Method::Get, ["taxis"]) => api::list_taxis(ctx, req),
+        (Method::Post, ["taxis"]) => api::register_taxi(ctx, req),
+        (_, ["taxis"]) => Err(not_allowed("GET, POST")),
+        (Method::Get, ["taxis", id]) => api::get_taxi(ctx, id),
+        (_, ["taxis", _]) => Err(not_allowed("GET")),
+        (Method::Get, ["allocations"]) => api::list_allocations(ctx, req),
+        (_, ["allocations"]) => Err(not_allowed("GET")),
+        (Method::Get, ["allocations", id]) => api::get_allocation(ctx, id),
+        (_, ["allocations", _]) => Err(not_allowed("GET")),
+        (Method::Post, ["allocations", id, "accept"]) => api::accept(ctx, id),
+        (_, ["allocations", _, "accept"]) => Err(not_allowed("POST")),
+        (Method::Post, ["events", "allocate"]) => events::receive(ctx, req),
+        (_, ["events", "allocate"]) => Err(not_allowed("POST")),
+        (Method::Post, ["outbox", "flush", "allocate"]) => api::flush_outbox(ctx),
+        (_, ["outbox", "flush", "allocate"]) => Err(not_allowed("POST")),
+        (_, ["health", "allocate"]) => http::health(ctx, req, || db::open().map(drop)),
+        _ => Err(ApiError::NotFound(format!("no route for {}", req.path()))),
+    }
+}
