@@ -1,0 +1,89 @@
+//! `POST /events/grab`: the CloudEvents grab consumes (TaxiAllocated, RideStarted,
+//! AllocationFailed), decoded at the edge and folded into the grab with
+//! `domain::grab::apply` (which never moves a grab backwards).
+//! Answers 200 when applied, duplicate or irrelevant; 400 for poison; 5xx to be retried.
+
+use crate::db;
+use crate::COMPONENT;
+use htaxi_shared::domain::grab;
+use htaxi_shared::events::{DomainEvent, Envelope, EventType};
+use htaxi_shared::log;
+use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::platform::inbox::{self, Delivery};
+use htaxi_shared::problem::ApiError;
+use spin_sdk::http::{Request, Response};
+
+/// The event types grab subscribes to.
+const SUBSCRIBED: [EventType; 3] = [
+    EventType::TaxiAllocated,
+    EventType::RideStarted,
+    EventType::AllocationFailed,
+];
+
+/// What happened to a delivered event (also sent as the `x-htaxi-outcome` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Applied,
+    Duplicate,
+    Ignored,
+    UnknownGrab,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+            Outcome::UnknownGrab => "unknown-grab",
+        }
+    }
+}
+
+/// Decode, dispatch and apply one CloudEvent.
+pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let env = http::cloudevent(req)?;
+    let ctx = ctx.for_event(&env);
+    let result = apply(&ctx, &env);
+    Ok(http::respond(&ctx, result))
+}
+
+fn apply(ctx: &RequestContext, env: &Envelope) -> Result<Response, ApiError> {
+    let event = DomainEvent::from_envelope(env)?;
+    if !SUBSCRIBED.contains(&event.event_type()) {
+        return Err(ApiError::InvalidEvent(format!(
+            "grab does not subscribe to {}",
+            event.event_type().as_str()
+        )));
+    }
+    let grab_id = event.grab_id().clone();
+    let db = db::open()?;
+    let (outcome, status) = db.transaction(|tx| -> Result<_, ApiError> {
+        if inbox::record(tx, env)? == Delivery::Duplicate {
+            return Ok((Outcome::Duplicate, None));
+        }
+        let Some(current) = db::find(tx, &grab_id)? else {
+            return Ok((Outcome::UnknownGrab, None));
+        };
+        let next = grab::apply(&current, &event);
+        if next == current {
+            return Ok((Outcome::Ignored, Some(current.status)));
+        }
+        db::update(tx, &next)?;
+        Ok((Outcome::Applied, Some(next.status)))
+    })?;
+    log!(
+        COMPONENT,
+        ctx.correlation,
+        "{} {} for grab {grab_id}: {}{}",
+        env.event_type,
+        env.id,
+        outcome.as_str(),
+        status
+            .map(|s| format!(" (grab is {})", s.as_str()))
+            .unwrap_or_default()
+    );
+    let mut resp = http::empty(200, ctx);
+    resp.set_header("x-htaxi-outcome", outcome.as_str());
+    Ok(resp)
+}
