@@ -1,0 +1,350 @@
+//! Fault injection and per-component request counters, for reliability tests.
+//!
+//! Every fault is scoped to one component id and lasts for the next `count`
+//! matching events, or until cleared when `count` is `None`. Faults are held
+//! in one [`Faults`] registry per running app; tests use it in-process through
+//! [`crate::RunningApp::faults`] or, when the host runs with
+//! `--enable-faults`, over HTTP under `/.well-known/spin-host/faults` (see the
+//! crate README for the JSON shapes).
+//!
+//! What counts as a matching event:
+//!
+//! | fault | consumed by |
+//! |---|---|
+//! | [`Fault::Respond`] | each request routed (or chained) to the component; the component is not run |
+//! | [`Fault::Trap`] | each request to the component; the instance traps on entry, the client sees Spin's empty 500 |
+//! | [`Fault::DelayOutbound`] | each outbound HTTP call by the component to `host`; the call proceeds after `delay_ms` |
+//! | [`Fault::FailOutbound`] | each outbound HTTP call by the component to `host`; the guest gets `error-code::connection-refused` |
+//! | [`Fault::CrashAfterCommit`] | the component's next successful SQLite `COMMIT`/`END`: the commit is durable, then the instance traps |
+//!
+//! `host` matches the request URL's host name (case-insensitive), e.g.
+//! `pay.spin.internal` for a chained call to component `pay`, or `*` for any.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// A fault to inject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer `status` (empty body) without running the component.
+    Respond {
+        /// HTTP status code, e.g. 503.
+        status: u16,
+    },
+    /// Trap the instance as it starts; the client gets a 500 with an empty body.
+    Trap,
+    /// Delay outbound calls to `host` by `delay_ms` milliseconds.
+    DelayOutbound {
+        /// Target host name, or `*`.
+        host: String,
+        /// Delay in milliseconds.
+        delay_ms: u64,
+    },
+    /// Fail outbound calls to `host` with `ConnectionRefused` (e.g. "broker down").
+    FailOutbound {
+        /// Target host name, or `*`.
+        host: String,
+    },
+    /// Trap the instance right after its next successful SQLite COMMIT.
+    CrashAfterCommit,
+}
+
+/// A fault bound to a component and a lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultSpec {
+    /// Component id the fault applies to.
+    pub component: String,
+    /// What to do.
+    pub fault: Fault,
+    /// How many matching events to affect; `None` = until cleared.
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// An active fault, as listed by [`Faults::list`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveFault {
+    /// Id returned by [`Faults::inject`].
+    pub id: u64,
+    /// The fault.
+    #[serde(flatten)]
+    pub spec: FaultSpec,
+    /// Remaining matching events (`None` = until cleared).
+    pub remaining: Option<u32>,
+    /// How many events it has affected so far.
+    pub fired: u64,
+}
+
+/// Per-component request counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStats {
+    /// Requests routed or chained to the component (faulted ones included).
+    pub requests: u64,
+    /// Responses by status code, as sent to the caller.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Guest invocations that ended in a trap (before or after responding).
+    pub traps: u64,
+    /// Outbound HTTP calls the component made (allowed or not).
+    pub outbound_calls: u64,
+    /// Outbound calls denied by `allowed_outbound_hosts`.
+    pub outbound_denied: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    faults: Vec<ActiveFault>,
+    stats: HashMap<String, ComponentStats>,
+}
+
+/// The fault and statistics registry of one running app. Thread-safe.
+#[derive(Default)]
+pub struct Faults {
+    inner: Mutex<Inner>,
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    pattern == "*" || pattern.eq_ignore_ascii_case(host)
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave counters inconsistent
+        // in a way that matters to tests, so recover from poisoning.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Activates a fault and returns its id. Faults of the same kind on the
+    /// same component are consumed oldest first.
+    pub fn inject(&self, spec: FaultSpec) -> u64 {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let remaining = spec.count;
+        inner.faults.push(ActiveFault {
+            id,
+            spec,
+            remaining,
+            fired: 0,
+        });
+        id
+    }
+
+    /// Removes one fault; returns whether it existed.
+    pub fn clear(&self, id: u64) -> bool {
+        let mut inner = self.lock();
+        let before = inner.faults.len();
+        inner.faults.retain(|f| f.id != id);
+        before != inner.faults.len()
+    }
+
+    /// Removes every fault (counters are kept; see [`Faults::reset_stats`]).
+    pub fn clear_all(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Active faults, in injection order.
+    pub fn list(&self) -> Vec<ActiveFault> {
+        self.lock().faults.clone()
+    }
+
+    /// Counters for every component that has seen traffic.
+    pub fn stats(&self) -> BTreeMap<String, ComponentStats> {
+        self.lock()
+            .stats
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Counters for one component (zeroes if it has seen no traffic).
+    pub fn component_stats(&self, component: &str) -> ComponentStats {
+        self.lock()
+            .stats
+            .get(component)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Zeroes all counters.
+    pub fn reset_stats(&self) {
+        self.lock().stats.clear();
+    }
+
+    /// Consumes the first active fault of `component` accepted by `pick`.
+    fn take<T>(&self, component: &str, pick: impl Fn(&Fault) -> Option<T>) -> Option<T> {
+        let mut inner = self.lock();
+        let idx = inner
+            .faults
+            .iter()
+            .position(|f| f.spec.component == component && pick(&f.spec.fault).is_some())?;
+        let f = &mut inner.faults[idx];
+        let out = pick(&f.spec.fault);
+        f.fired += 1;
+        if let Some(n) = f.remaining.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inner.faults.remove(idx);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn take_respond(&self, component: &str) -> Option<u16> {
+        self.take(component, |f| match f {
+            Fault::Respond { status } => Some(*status),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn take_trap(&self, component: &str) -> bool {
+        self.take(component, |f| matches!(f, Fault::Trap).then_some(()))
+            .is_some()
+    }
+
+    pub(crate) fn take_crash_after_commit(&self, component: &str) -> bool {
+        self.take(component, |f| {
+            matches!(f, Fault::CrashAfterCommit).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Outbound faults for a call from `component` to `host`: the delay to
+    /// apply, and whether to then fail the call.
+    pub(crate) fn take_outbound(&self, component: &str, host: &str) -> (Option<u64>, bool) {
+        let delay = self.take(component, |f| match f {
+            Fault::DelayOutbound { host: h, delay_ms } if host_matches(h, host) => Some(*delay_ms),
+            _ => None,
+        });
+        let fail = self
+            .take(component, |f| match f {
+                Fault::FailOutbound { host: h } if host_matches(h, host) => Some(()),
+                _ => None,
+            })
+            .is_some();
+        (delay, fail)
+    }
+
+    pub(crate) fn record_request(&self, component: &str) {
+        self.lock()
+            .stats
+            .entry(component.to_owned())
+            .or_default()
+            .requests += 1;
+    }
+
+    pub(crate) fn record_status(&self, component: &str, status: u16) {
+        *self
+            .lock()
+            .stats
+            .entry(component.to_owned())
+            .or_default()
+            .statuses
+            .entry(status)
+            .or_default() += 1;
+    }
+
+    pub(crate) fn record_trap(&self, component: &str) {
+        self.lock()
+            .stats
+            .entry(component.to_owned())
+            .or_default()
+            .traps += 1;
+    }
+
+    pub(crate) fn record_outbound(&self, component: &str, denied: bool) {
+        let mut inner = self.lock();
+        let s = inner.stats.entry(component.to_owned()).or_default();
+        s.outbound_calls += 1;
+        if denied {
+            s.outbound_denied += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_faults_expire_and_unbounded_ones_persist() {
+        let f = Faults::default();
+        f.inject(FaultSpec {
+            component: "a".into(),
+            fault: Fault::Respond { status: 503 },
+            count: Some(2),
+        });
+        assert_eq!(f.take_respond("b"), None);
+        assert_eq!(f.take_respond("a"), Some(503));
+        assert_eq!(f.take_respond("a"), Some(503));
+        assert_eq!(f.take_respond("a"), None);
+
+        let id = f.inject(FaultSpec {
+            component: "a".into(),
+            fault: Fault::Trap,
+            count: None,
+        });
+        for _ in 0..5 {
+            assert!(f.take_trap("a"));
+        }
+        assert_eq!(f.list()[0].fired, 5);
+        assert!(f.clear(id));
+        assert!(!f.take_trap("a"));
+    }
+
+    #[test]
+    fn outbound_faults_match_host() {
+        let f = Faults::default();
+        f.inject(FaultSpec {
+            component: "grab".into(),
+            fault: Fault::FailOutbound {
+                host: "pay.spin.internal".into(),
+            },
+            count: Some(1),
+        });
+        f.inject(FaultSpec {
+            component: "grab".into(),
+            fault: Fault::DelayOutbound {
+                host: "*".into(),
+                delay_ms: 5,
+            },
+            count: None,
+        });
+        assert_eq!(
+            f.take_outbound("grab", "broker.spin.internal"),
+            (Some(5), false)
+        );
+        assert_eq!(
+            f.take_outbound("grab", "PAY.spin.internal"),
+            (Some(5), true)
+        );
+        assert_eq!(
+            f.take_outbound("grab", "pay.spin.internal"),
+            (Some(5), false)
+        );
+        f.clear_all();
+        assert_eq!(f.take_outbound("grab", "pay.spin.internal"), (None, false));
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        let spec: FaultSpec = serde_json::from_str(
+            r#"{"component":"grab","fault":{"type":"delay_outbound","host":"pay.spin.internal","delay_ms":2000},"count":3}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.fault,
+            Fault::DelayOutbound {
+                host: "pay.spin.internal".into(),
+                delay_ms: 2000
+            }
+        );
+        let spec: FaultSpec =
+            serde_json::from_str(r#"{"component":"pay","fault":{"type":"crash_after_commit"}}"#)
+                .unwrap();
+        assert_eq!(spec.count, None);
+    }
+}
