@@ -1,0 +1,360 @@
+//! The broker's HTTP handlers: ingress, flush, inspection, redelivery, health. Each one
+//! reads parse → load → persist → respond; delivery after an answer is handed back as
+//! [`After`] so the caller can run it once the response has gone out.
+
+use crate::config::{Config, MANIFEST_DIR};
+use crate::db;
+use crate::dispatch::{self, Budget};
+use crate::event::{self, StoredEvent};
+use crate::manifest::{self, ManifestError, Wiring};
+use htaxi_shared::platform::db::Db;
+use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::problem::{ApiError, Problem};
+use serde_json::json;
+use spin_sdk::http::{Method, Request, Response};
+
+/// After answering `POST /broker`, keep waiting this long for the event's own retries
+/// (covers the first three retries of the Broker's PT0.2S exponential backoff).
+const BACKGROUND_WINDOW_MS: i64 = 3_000;
+/// Attempts one background run may make (its own event's first, then other due rows).
+const BACKGROUND_MAX_ATTEMPTS: usize = 50;
+/// Attempts one `POST /broker/flush` may make.
+const FLUSH_MAX_ATTEMPTS: usize = 500;
+/// List limits.
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 500;
+
+/// Why a broker request failed: an ordinary API error, or an unusable manifest (a 500
+/// that names the file: the operator must fix the YAML, and nothing is stored).
+#[derive(Debug)]
+pub enum Refusal {
+    Api(ApiError),
+    Manifest(ManifestError),
+}
+
+impl<E: Into<ApiError>> From<E> for Refusal {
+    fn from(e: E) -> Self {
+        Refusal::Api(e.into())
+    }
+}
+
+/// A handler's answer.
+pub type Handled = Result<Response, Refusal>;
+
+/// Work to do after the response went out.
+pub struct After {
+    db: Db,
+    wiring: Wiring,
+    prefer_seq: Option<i64>,
+    correlation: String,
+}
+
+impl After {
+    /// Deliver due rows (this event's first), waiting for this event's retries that fall
+    /// due within the window.
+    pub fn run(self) {
+        let budget = Budget {
+            max_attempts: BACKGROUND_MAX_ATTEMPTS,
+            wait_for: self
+                .prefer_seq
+                .map(|seq| (seq, dispatch::now_ms() + BACKGROUND_WINDOW_MS)),
+        };
+        match dispatch::run(&self.db, &self.wiring, self.prefer_seq, budget) {
+            Ok(r) => htaxi_shared::log!(
+                crate::COMPONENT,
+                self.correlation,
+                "background delivery: {} delivered, {} retried, {} dead-lettered, {} pending",
+                r.delivered,
+                r.retried,
+                r.dead_lettered,
+                r.pending
+            ),
+            Err(e) => htaxi_shared::log!(
+                crate::COMPONENT,
+                self.correlation,
+                "background delivery stopped: {e:#}"
+            ),
+        }
+    }
+}
+
+/// The 500 problem+json for a bad manifest, naming the file.
+pub fn manifest_problem(e: &ManifestError, ctx: &RequestContext) -> Response {
+    htaxi_shared::log!(crate::COMPONENT, ctx.correlation, "invalid manifest: {e}");
+    let problem = Problem {
+        problem_type: "https://htaxi.dev/problems/invalid-manifest".to_owned(),
+        title: "Invalid Knative manifest",
+        status: 500,
+        detail: format!("{MANIFEST_DIR}/{e}"),
+        field: Some(e.file.clone()),
+        correlation_id: Some(ctx.correlation.as_str().to_owned()),
+    };
+    Response::builder()
+        .status(500)
+        .header("content-type", "application/problem+json")
+        .header(http::CORRELATION_HEADER, ctx.correlation.as_str())
+        .body(serde_json::to_vec(&problem).expect("problem is plain data"))
+        .build()
+}
+
+fn open() -> Result<Db, Refusal> {
+    Ok(Db::open("broker", db::MIGRATIONS)?)
+}
+
+/// Read every `*.yaml`/`*.yml` under the manifest directory, in name order.
+fn wiring() -> Result<Wiring, Refusal> {
+    let config = Config::load()?;
+    let dir_error = |e: std::io::Error| {
+        Refusal::Manifest(ManifestError {
+            file: MANIFEST_DIR.to_owned(),
+            reason: format!("cannot read the manifest directory: {e}"),
+        })
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(MANIFEST_DIR).map_err(dir_error)? {
+        let entry = entry.map_err(dir_error)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).map_err(|e| {
+            Refusal::Manifest(ManifestError {
+                file: name.clone(),
+                reason: format!("cannot read: {e}"),
+            })
+        })?;
+        files.push((name, text));
+    }
+    files.sort();
+    manifest::load(&files, &config.fallback_delivery()).map_err(Refusal::Manifest)
+}
+
+fn only(req: &Request, method: Method, allow: &'static str) -> Result<(), Refusal> {
+    if *req.method() == method {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed { allow }.into())
+    }
+}
+
+/// `POST /broker`: accept a CloudEvent (binary or structured), store it with one
+/// delivery row per matching Trigger in one transaction, answer 202; delivery follows
+/// in [`After`]. A Trigger that already has the same (source, id) pending or delivered
+/// gets no second row (see the crate docs).
+pub fn ingest(ctx: &RequestContext, req: &Request, after: &mut Option<After>) -> Handled {
+    only(req, Method::Post, "POST")?;
+    let wiring = wiring()?;
+    let envelope = http::cloudevent(req)?;
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .map(|(k, v)| {
+            (
+                k.to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let event = StoredEvent {
+        extras: event::extra_attributes(&headers, req.body()),
+        envelope,
+    };
+    let ctx = ctx.for_event(&event.envelope);
+    let db = open()?;
+    let now = dispatch::now_ms();
+    let (seq, queued, coalesced) = db.transaction(|tx| {
+        let seq = db::insert_event(tx, &event)?;
+        let (mut queued, mut coalesced) = (Vec::new(), Vec::new());
+        for t in wiring.matching(&event) {
+            if db::already_queued(tx, &event.envelope, &t.name)? {
+                coalesced.push(t.name.clone());
+            } else {
+                db::insert_delivery(tx, seq, &t.name, &t.subscriber, now)?;
+                queued.push(t.name.clone());
+            }
+        }
+        Ok::<_, anyhow::Error>((seq, queued, coalesced))
+    })?;
+    htaxi_shared::log!(
+        crate::COMPONENT,
+        ctx.correlation,
+        "accepted {} {} from {} at offset {seq}: triggers [{}]{}",
+        event.envelope.event_type,
+        event.envelope.id,
+        event.envelope.source,
+        queued.join(", "),
+        if coalesced.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", already queued or delivered for [{}]",
+                coalesced.join(", ")
+            )
+        }
+    );
+    *after = Some(After {
+        db,
+        wiring,
+        prefer_seq: Some(seq),
+        correlation: ctx.correlation.as_str().to_owned(),
+    });
+    Ok(http::json(
+        202,
+        &json!({
+            "offset": seq,
+            "id": event.envelope.id,
+            "source": event.envelope.source,
+            "type": event.envelope.event_type,
+            "triggers": queued,
+            "alreadyQueued": coalesced,
+        }),
+        &ctx,
+    ))
+}
+
+/// `POST /broker/flush`: deliver every due row now (the local stand-in for the Kafka
+/// broker's retry timer). Takes any body: a PingSource-style caller may send one.
+pub fn flush(ctx: &RequestContext, req: &Request) -> Handled {
+    only(req, Method::Post, "POST")?;
+    let wiring = wiring()?;
+    let db = open()?;
+    let budget = Budget {
+        max_attempts: FLUSH_MAX_ATTEMPTS,
+        wait_for: None,
+    };
+    let report = dispatch::run(&db, &wiring, None, budget)?;
+    if report
+        != (dispatch::Report {
+            pending: report.pending,
+            ..Default::default()
+        })
+    {
+        htaxi_shared::log!(
+            crate::COMPONENT,
+            ctx.correlation,
+            "flush: {} delivered, {} retried, {} dead-lettered, {} pending",
+            report.delivered,
+            report.retried,
+            report.dead_lettered,
+            report.pending
+        );
+    }
+    Ok(http::json(200, &report, ctx))
+}
+
+/// `GET /broker/triggers`: what the broker loaded.
+pub fn triggers(ctx: &RequestContext, req: &Request) -> Handled {
+    only(req, Method::Get, "GET")?;
+    Ok(http::json(200, &wiring()?, ctx))
+}
+
+fn limit(req: &Request) -> Result<i64, Refusal> {
+    match http::query_param(req, "limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(l) => match l.parse::<i64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid("limit", format!("must be 1-{MAX_LIMIT}")).into()),
+        },
+    }
+}
+
+/// `GET /broker/events?status=pending|delivered|deadlettered&type=&limit=`.
+pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
+    only(req, Method::Get, "GET")?;
+    let status = http::query_param(req, "status").filter(|s| !s.is_empty());
+    if let Some(s) = &status {
+        if ![db::PENDING, db::DELIVERED, db::DEAD_LETTERED].contains(&s.as_str()) {
+            return Err(
+                ApiError::invalid("status", "must be pending, delivered or deadlettered").into(),
+            );
+        }
+    }
+    let event_type = http::query_param(req, "type").filter(|s| !s.is_empty());
+    let limit = limit(req)?;
+    let db = open()?;
+    let list = db::events(&db, status.as_deref(), event_type.as_deref(), limit)?;
+    Ok(http::json(200, &list, ctx))
+}
+
+/// `GET /broker/deadletters`.
+pub fn dead_letters(ctx: &RequestContext, req: &Request) -> Handled {
+    only(req, Method::Get, "GET")?;
+    let limit = limit(req)?;
+    let db = open()?;
+    Ok(http::json(200, &db::dead_letters(&db, limit)?, ctx))
+}
+
+fn delivery_id(raw: &str) -> Result<i64, Refusal> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::NotFound(format!("dead letter {raw}")).into())
+}
+
+/// `GET /broker/deadletters/{id}` (any delivery row, by id).
+pub fn dead_letter(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
+    only(req, Method::Get, "GET")?;
+    let id = delivery_id(raw_id)?;
+    let db = open()?;
+    let view =
+        db::delivery(&db, id)?.ok_or_else(|| ApiError::NotFound(format!("delivery {id}")))?;
+    Ok(http::json(200, &view, ctx))
+}
+
+/// `POST /broker/deadletters/{id}/redeliver`: the operator replays a dead letter. It is
+/// queued as a fresh delivery (attempts reset) and tried right after the 202.
+pub fn redeliver(
+    ctx: &RequestContext,
+    req: &Request,
+    raw_id: &str,
+    after: &mut Option<After>,
+) -> Handled {
+    only(req, Method::Post, "POST")?;
+    let id = delivery_id(raw_id)?;
+    let wiring = wiring()?;
+    let db = open()?;
+    let requeued = db.transaction(|tx| db::redeliver(tx, id, dispatch::now_ms()))?;
+    let view =
+        db::delivery(&db, id)?.ok_or_else(|| ApiError::NotFound(format!("dead letter {id}")))?;
+    if !requeued {
+        return Err(ApiError::Conflict(format!(
+            "delivery {id} is {}, only dead letters can be redelivered",
+            view.status
+        ))
+        .into());
+    }
+    htaxi_shared::log!(
+        crate::COMPONENT,
+        ctx.correlation,
+        "redelivering dead letter {id} (offset {}) to {}",
+        view.event_seq,
+        view.subscriber
+    );
+    *after = Some(After {
+        db,
+        wiring,
+        prefer_seq: Some(view.event_seq),
+        correlation: ctx.correlation.as_str().to_owned(),
+    });
+    Ok(http::json(202, &view, ctx))
+}
+
+/// `GET /health/broker`: 200 when the manifests load and the database opens.
+pub fn health(ctx: &RequestContext, req: &Request) -> Handled {
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into());
+    }
+    let wiring = wiring()?;
+    let db = open()?;
+    let pending = db::count_pending(&db)?;
+    Ok(http::json(
+        200,
+        &json!({
+            "status": "ok",
+            "component": ctx.component,
+            "brokerFile": wiring.broker_file,
+            "triggers": wiring.triggers.len(),
+            "pending": pending,
+        }),
+        ctx,
+    ))
+}

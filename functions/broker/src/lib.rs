@@ -1,0 +1,94 @@
+//! broker: the local-only stand-in for Knative's Kafka Broker, for `spin up` runs (never
+//! deployed; in the cluster the real broker does this). It reads the same Trigger and
+//! Broker manifests the cluster applies, accepts CloudEvents at `POST /broker`, stores
+//! each one with a delivery row per matching Trigger in one transaction, answers 202,
+//! and then — in the same invocation, after the response has gone out — delivers them
+//! in binary mode with the Kafka broker's retry, backoff and dead-letter rules
+//! (see [`policy`]). `POST /broker/flush` delivers due retries (the broker's retry
+//! timer; `make up` pings it). Operators inspect events, triggers and dead letters and
+//! replay dead letters over HTTP.
+//!
+//! Delivery is at-least-once and unordered, as on Knative: consumers dedupe with their
+//! inboxes. Duplicates: every accepted POST is appended to the log (a new offset, like a
+//! Kafka record, visible in `GET /broker/events`), but a Trigger that already has the
+//! same (source, id) pending or delivered gets no second delivery row. Knative would
+//! deliver it again and the consumer's inbox would drop it; locally that is pointless
+//! work (producers' outbox flushes re-send rows under load, which would multiply the
+//! traffic). A re-publish of a dead-lettered event is queued again. Consumers' duplicate
+//! handling is still exercised by retries (a timed-out attempt the subscriber did
+//! process is delivered again) and by operator redelivery.
+
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod dispatch;
+pub mod duration;
+pub mod event;
+pub mod manifest;
+pub mod policy;
+
+/// This component's id (logs, health).
+pub const COMPONENT: &str = "broker";
+
+/// The Spin entry point. Only built for wasm: natively (`cargo test`) the crate is the
+/// pure logic and its tests, and the wasi-http export would not link as a shared library.
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use super::COMPONENT;
+    use crate::api::{self, After, Handled, Refusal};
+    use htaxi_shared::platform::http::{self, RequestContext};
+    use htaxi_shared::problem::ApiError;
+    use spin_sdk::http::{OutgoingResponse, Request, Response, ResponseOutparam};
+    use spin_sdk::http_component;
+
+    /// Answer first, then deliver: the response is complete (status, headers, body
+    /// finished) before [`After::run`] starts, and Spin keeps the instance alive until the
+    /// handler returns.
+    #[http_component]
+    async fn handle(req: Request, out: ResponseOutparam) {
+        let mut after: Option<After> = None;
+        let response = http::serve(COMPONENT, req, |ctx, req| {
+            finish(ctx, route(ctx, req, &mut after))
+        });
+        send(out, response).await;
+        if let Some(work) = after {
+            work.run();
+        }
+    }
+
+    async fn send(out: ResponseOutparam, mut response: Response) {
+        let body = std::mem::take(response.body_mut());
+        match OutgoingResponse::try_from(response) {
+            Ok(outgoing) => {
+                if let Err(e) = out.set_with_body(outgoing, body).await {
+                    eprintln!("[{COMPONENT}] could not send the response: {e}");
+                }
+            }
+            Err(e) => eprintln!("[{COMPONENT}] could not build the response: {e}"),
+        }
+    }
+
+    fn finish(ctx: &RequestContext, handled: Handled) -> Result<Response, ApiError> {
+        match handled {
+            Ok(r) => Ok(r),
+            Err(Refusal::Api(e)) => Err(e),
+            Err(Refusal::Manifest(e)) => Ok(api::manifest_problem(&e, ctx)),
+        }
+    }
+
+    fn route(ctx: &RequestContext, req: &Request, after: &mut Option<After>) -> Handled {
+        let segments = http::path_segments(req);
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match segs.as_slice() {
+            ["broker"] => api::ingest(ctx, req, after),
+            ["broker", "flush"] => api::flush(ctx, req),
+            ["broker", "triggers"] => api::triggers(ctx, req),
+            ["broker", "events"] => api::events(ctx, req),
+            ["broker", "deadletters"] => api::dead_letters(ctx, req),
+            ["broker", "deadletters", id] => api::dead_letter(ctx, req, id),
+            ["broker", "deadletters", id, "redeliver"] => api::redeliver(ctx, req, id, after),
+            ["health", "broker"] => api::health(ctx, req),
+            _ => Err(ApiError::NotFound(format!("no route {}", req.path())).into()),
+        }
+    }
+}
