@@ -82,7 +82,8 @@ pub fn to_event_v10(env: &Envelope) -> Result<Event, CloudEventError> {
             b = b.extension(name, v.clone());
         }
     }
-    b.build().map_err(|e| CloudEventError::Malformed(e.to_string()))
+    b.build()
+        .map_err(|e| CloudEventError::Malformed(e.to_string()))
 }
 
 /// An HTTP message in CloudEvents binary mode: headers (incl. `content-type`) and body.
@@ -102,7 +103,11 @@ impl Builder<BinaryMessage> for Collect {
         let value = value.to_str().unwrap_or_default().to_owned();
         // cloudevents-sdk names the content type `ce-datacontenttype`; HTTP binary mode
         // carries it as `content-type` (CloudEvents HTTP binding §3.1.1).
-        let key = if key == "ce-datacontenttype" { "content-type" } else { key };
+        let key = if key == "ce-datacontenttype" {
+            "content-type"
+        } else {
+            key
+        };
         self.headers.push((key.to_owned(), value));
     }
     fn body(&mut self, bytes: Vec<u8>) -> MessageResult<BinaryMessage> {
@@ -155,7 +160,12 @@ mod tests {
     fn binary_mode_round_trips_with_extensions() {
         let env = envelope();
         let msg = encode_binary(&env).unwrap();
-        let get = |k: &str| msg.headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            msg.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("ce-type"), Some("htaxi.PaymentApproved"));
         assert_eq!(get("ce-correlationid"), Some("corr-1"));
         assert_eq!(get("content-type"), Some("application/json"));

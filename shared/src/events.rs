@@ -381,8 +381,7 @@ pub(crate) mod fixtures {
             grab_id: grab_id(),
             amount: Money::krw(15_000).unwrap(),
             phone_number: PhoneNumber::parse("010-1234-5678").unwrap(),
-            starting_point: GeoPoint::new(37.5547, 126.9707, Some("Seoul Station".into()))
-                .unwrap(),
+            starting_point: GeoPoint::new(37.5547, 126.9707, Some("Seoul Station".into())).unwrap(),
             destination: GeoPoint::new(37.4979, 127.0276, Some("Gangnam".into())).unwrap(),
             approved_at: "2026-11-25T10:00:00Z".parse().unwrap(),
         })
@@ -406,7 +405,10 @@ mod tests {
     fn the_same_fact_always_gets_the_same_event_id() {
         let a = fixtures::payment_approved();
         assert_eq!(a.event_id(), fixtures::payment_approved().event_id());
-        assert_eq!(a.event_id(), "PaymentApproved:11111111-2222-4333-8444-555555555555");
+        assert_eq!(
+            a.event_id(),
+            "PaymentApproved:11111111-2222-4333-8444-555555555555"
+        );
     }
 
     #[test]
@@ -417,7 +419,10 @@ mod tests {
         assert_eq!(env.subject.as_deref(), Some(fixtures::grab_id().as_str()));
         assert_eq!(env.partition_key, env.subject);
         assert_eq!(env.correlation_id.as_deref(), Some("ride-1"));
-        assert_eq!(DomainEvent::from_envelope(&env).unwrap(), fixtures::payment_approved());
+        assert_eq!(
+            DomainEvent::from_envelope(&env).unwrap(),
+            fixtures::payment_approved()
+        );
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub enum ApiError {
     PaymentRejected(String),
     /// A dependency is unavailable; try again later (503 + Retry-After).
     #[error("unavailable: {detail}")]
-    Unavailable { detail: String, retry_after_secs: u32 },
+    Unavailable {
+        detail: String,
+        retry_after_secs: u32,
+    },
     /// A bug or an infrastructure failure (500). The text is logged, never sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -103,9 +106,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large", None),
             ApiError::Unauthorized => ("unauthorized", "Unauthorized", None),
             ApiError::NotFound(_) => ("not-found", "Not found", None),
-            ApiError::MethodNotAllowed { .. } => {
-                ("method-not-allowed", "Method not allowed", None)
-            }
+            ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed", None),
             ApiError::Conflict(_) => ("conflict", "Conflict", None),
             ApiError::PaymentRejected(_) => ("payment-rejected", "Payment rejected", None),
             ApiError::Unavailable { .. } => ("service-unavailable", "Service unavailable", None),

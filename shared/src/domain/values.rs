@@ -164,7 +164,9 @@ impl PhoneNumber {
         let s = s.trim();
         let body = s.strip_prefix('+').unwrap_or(s);
         let digits = body.bytes().filter(u8::is_ascii_digit).count();
-        let only_allowed = body.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b' ');
+        let only_allowed = body
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'-' || b == b' ');
         if !only_allowed || !(9..=15).contains(&digits) || body.starts_with('-') {
             return Err(InvalidValue::new(
                 "phoneNumber",

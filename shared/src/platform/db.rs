@@ -54,7 +54,11 @@ impl Db {
             &[],
         )?;
         let applied = db.query("SELECT COUNT(*) FROM schema_migrations", &[])?;
-        let count = applied.rows.first().and_then(|r| r.get::<i64>(0)).unwrap_or(0);
+        let count = applied
+            .rows
+            .first()
+            .and_then(|r| r.get::<i64>(0))
+            .unwrap_or(0);
         if count as usize == PLATFORM_MIGRATIONS.len() + own.len() {
             return Ok(db);
         }

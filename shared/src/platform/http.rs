@@ -30,9 +30,8 @@ impl RequestContext {
     /// Read the correlation id and trace context; an unusable `X-Correlation-Id` is a 400.
     pub fn from_request(component: &'static str, req: &Request) -> Result<Self, ApiError> {
         let correlation = match header(req, CORRELATION_HEADER) {
-            Some(raw) => CorrelationId::parse(&raw).map_err(|e| {
-                ApiError::invalid("X-Correlation-Id", e.to_string())
-            })?,
+            Some(raw) => CorrelationId::parse(&raw)
+                .map_err(|e| ApiError::invalid("X-Correlation-Id", e.to_string()))?,
             None => CorrelationId::new_random(),
         };
         Ok(Self {
@@ -114,7 +113,12 @@ fn check_size(req: &Request) -> Result<(), ApiError> {
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     check_size(req)?;
     if let Some(ct) = header(req, "content-type") {
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(ApiError::UnsupportedMediaType(ct));
         }
@@ -197,10 +201,18 @@ pub fn serve(
 
 /// `GET /health/<id>`: liveness/readiness for Knative probes. Answers 200 once the
 /// component's database opens and its migrations are applied.
-pub fn health(ctx: &RequestContext, req: &Request, check: impl FnOnce() -> anyhow::Result<()>) -> Result<Response, ApiError> {
+pub fn health(
+    ctx: &RequestContext,
+    req: &Request,
+    check: impl FnOnce() -> anyhow::Result<()>,
+) -> Result<Response, ApiError> {
     if !matches!(req.method(), Method::Get | Method::Head) {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" });
     }
     check()?;
-    Ok(json(200, &serde_json::json!({ "status": "ok", "component": ctx.component }), ctx))
+    Ok(json(
+        200,
+        &serde_json::json!({ "status": "ok", "component": ctx.component }),
+        ctx,
+    ))
 }
