@@ -1,0 +1,445 @@
+//! End-to-end test support: start the real H Taxi app (`spin.toml`, the built `.wasm`
+//! components, real SQLite files in a temporary state dir) on the project's
+//! Spin-compatible host, talk to it over HTTP like a rider, a driver and an operator, and
+//! check the saga's money and taxi invariants through the services' own APIs.
+//!
+//! The wasm components must be built first (`make build`); [`Saga::start`] says so clearly
+//! when they are missing.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use spin_host::{AppOptions, FaultSpec, RunningApp, TestApp};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The repository root (this crate lives in `tests/e2e`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root exists")
+}
+
+/// The pay API key every test run uses (a test value, not a default anywhere).
+pub const TEST_PAY_KEY: &str = "e2e-test-pay-key";
+
+/// One HTTP answer, body parsed as JSON when it is JSON.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Answer {
+    /// A header, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// Assert this is an RFC 9457 problem with the given status; returns self for chaining.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "error answers are problem+json: {}",
+            self.text
+        );
+        for field in ["type", "title", "status", "detail"] {
+            assert!(self.body.get(field).is_some(), "problem has {field}: {}", self.text);
+        }
+        assert_eq!(self.body["status"], json!(status));
+        self
+    }
+}
+
+/// A running app plus an HTTP client.
+pub struct Saga {
+    app: Option<RunningApp>,
+    pub http: reqwest::Client,
+    pub base: String,
+    dir: tempfile::TempDir,
+    variables: Vec<(String, String)>,
+}
+
+impl Saga {
+    /// Start the whole app with fresh databases.
+    pub async fn start() -> Result<Saga> {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// Start the whole app with extra variable values (`SPIN_VARIABLE_*` equivalents).
+    pub async fn start_with(variables: Vec<(&str, &str)>) -> Result<Saga> {
+        let dir = tempfile::tempdir()?;
+        let mut vars: Vec<(String, String)> = vec![("pay_api_key".into(), TEST_PAY_KEY.into())];
+        vars.extend(variables.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let app = launch(dir.path(), &vars).await?;
+        let base = app.base_url();
+        Ok(Saga {
+            app: Some(app),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(64)
+                .build()?,
+            base,
+            dir,
+            variables: vars,
+        })
+    }
+
+    /// Stop the host (in-flight requests finish) and start it again on the same databases.
+    pub async fn restart(&mut self) -> Result<()> {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await?;
+        }
+        let app = launch(self.dir.path(), &self.variables).await?;
+        self.base = app.base_url();
+        self.app = Some(app);
+        Ok(())
+    }
+
+    /// The running host (faults, stats).
+    pub fn app(&self) -> &RunningApp {
+        self.app.as_ref().expect("app is running")
+    }
+
+    /// Inject a fault; returns its id.
+    pub fn fault(&self, spec: FaultSpec) -> u64 {
+        self.app().faults().inject(spec)
+    }
+
+    /// Remove every fault.
+    pub fn clear_faults(&self) {
+        self.app().faults().clear_all();
+    }
+
+    /// Send a request and read the answer.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer> {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.with_context(|| format!("calling {path}"))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        let text = resp.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Ok(Answer {
+            status,
+            headers,
+            body,
+            text,
+        })
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<Answer> {
+        self.send(reqwest::Method::GET, path, &[], None).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Answer> {
+        self.post_with(path, body, &[]).await
+    }
+
+    /// `POST path` with a JSON body and extra headers.
+    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Result<Answer> {
+        let mut h = vec![("content-type", "application/json")];
+        h.extend_from_slice(headers);
+        self.send(reqwest::Method::POST, path, &h, Some(serde_json::to_vec(body)?))
+            .await
+    }
+
+    /// `POST path` with raw bytes and headers.
+    pub async fn post_raw(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Answer> {
+        self.send(reqwest::Method::POST, path, headers, Some(body.to_vec())).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Result<Answer> {
+        self.send(reqwest::Method::DELETE, path, &[], None).await
+    }
+
+    /// Register a taxi; returns its id.
+    pub async fn register_taxi(&self, taxi_num: &str, lat: f64, lng: f64) -> Result<String> {
+        let a = self
+            .post("/taxis", &json!({"taxiNum": taxi_num, "location": {"lat": lat, "lng": lng}}))
+            .await?;
+        if a.status != 201 {
+            bail!("registering taxi {taxi_num}: {} {}", a.status, a.text);
+        }
+        Ok(a.body["taxiId"].as_str().context("taxiId")?.to_owned())
+    }
+
+    /// Request a ride from near Seoul Station; returns the answer.
+    pub async fn request_grab(&self, phone: &str, fee: i64) -> Result<Answer> {
+        self.post(&grab_path(), &grab_body(phone, fee)).await
+    }
+
+    /// Everything the local PingSources and broker timer would do: flush every outbox and
+    /// the broker's due retries. Best effort, like a PingSource: a component that is down
+    /// (e.g. by an injected fault) is simply flushed on a later tick.
+    pub async fn flush_all(&self) -> Result<()> {
+        for p in ["/outbox/flush/grab", "/outbox/flush/pay", "/outbox/flush/allocate", "/broker/flush"] {
+            self.post_raw(p, b"", &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Poll `check` until it yields `Some`, flushing outboxes between tries; fails after
+    /// `timeout` naming `what`.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Option<T>>>,
+    {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(20);
+        loop {
+            if let Some(v) = check().await? {
+                return Ok(v);
+            }
+            if start.elapsed() > timeout {
+                bail!("timed out after {timeout:?} waiting for {what}");
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(300));
+            self.flush_all().await?;
+        }
+    }
+
+    /// Wait until the view of `grab_id` satisfies `pred`; returns the view.
+    pub async fn status_until(&self, grab_id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        let path = format!("/grabStatuses/{grab_id}");
+        self.eventually(what, Duration::from_secs(20), || {
+            let path = path.clone();
+            let pred = &pred;
+            async move {
+                let a = self.get(&path).await?;
+                Ok((a.status == 200 && pred(&a.body)).then_some(a.body))
+            }
+        })
+        .await
+    }
+
+    /// The local broker's dead letters.
+    pub async fn dead_letters(&self) -> Result<Vec<Value>> {
+        let a = self.get("/broker/deadletters").await?;
+        Ok(match a.body {
+            Value::Array(v) => v,
+            Value::Object(ref o) => o
+                .get("deadLetters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Check the saga invariants over `grab_ids` through the owning services' APIs.
+    pub async fn check_invariants(&self, grab_ids: &[String]) -> Result<Invariants> {
+        check_invariants(self, grab_ids).await
+    }
+}
+
+impl Drop for Saga {
+    fn drop(&mut self) {
+        // The host stops when its runtime handle drops; nothing else to clean.
+        let _ = &self.dir;
+    }
+}
+
+async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
+    let root = repo_root();
+    for c in ["grab", "pay", "allocate", "grab_status", "broker"] {
+        let wasm = root.join(format!("target/wasm32-wasip2/release/{c}.wasm"));
+        if !wasm.exists() {
+            bail!("{} is missing: run `make build` first", wasm.display());
+        }
+    }
+    let mut opts = AppOptions::new(root.join("spin.toml"));
+    opts.runtime_config = Some(root.join("runtime-config.toml"));
+    opts.working_dir = Some(dir.to_path_buf());
+    opts.state_dir = Some(dir.join(".spin"));
+    opts.cache_dir = Some(root.join("target/spin-host-cache"));
+    opts.variables = vars.to_vec();
+    opts.use_env_variables = false;
+    opts.enable_faults = true;
+    opts.log = std::env::var_os("E2E_LOG").is_some();
+    TestApp::start(opts).await
+}
+
+/// `/grabs`.
+pub fn grab_path() -> String {
+    "/grabs".to_owned()
+}
+
+/// A valid grab request body.
+pub fn grab_body(phone: &str, fee: i64) -> Value {
+    json!({
+        "phoneNumber": phone,
+        "startingPoint": {"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"},
+        "destination": {"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"},
+        "estimatedFee": fee
+    })
+}
+
+/// What [`check_invariants`] found.
+#[derive(Debug, Default, Clone)]
+pub struct Invariants {
+    pub grabs: usize,
+    pub approved_krw: i64,
+    pub refunded_krw: i64,
+    pub active_ride_fares_krw: i64,
+    pub by_status: HashMap<String, usize>,
+}
+
+/// Stable grab states: nothing more will happen to them without a rider or driver.
+pub const STABLE: [&str; 5] = ["Allocated", "RideStarted", "Cancelled", "Rejected", "Failed"];
+
+/// Assert, for every grab: it is in a stable state; its money is right (approved −
+/// refunded = fare exactly when it has an allocated or started ride); grab-status agrees
+/// with grab, pay and allocate; and no taxi has two active rides.
+pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariants> {
+    let mut inv = Invariants::default();
+    let mut active_taxis: HashMap<String, String> = HashMap::new();
+    for id in grab_ids {
+        let grab = s.get(&format!("/grabs/{id}")).await?;
+        if grab.status != 200 {
+            bail!("grab {id}: {} {}", grab.status, grab.text);
+        }
+        let status = grab.body["grabStatus"].as_str().unwrap_or("?").to_owned();
+        if !STABLE.contains(&status.as_str()) {
+            bail!("grab {id} is not in a stable state: {status}");
+        }
+        *inv.by_status.entry(status.clone()).or_default() += 1;
+        let pays = s.get(&format!("/payments?grabId={id}")).await?;
+        let payments = list_of(&pays.body, "payments");
+        let mut net = 0;
+        let mut payment_status = Value::Null;
+        for p in &payments {
+            let amount = p["amount"].as_i64().unwrap_or(0);
+            match p["paymentStatus"].as_str() {
+                Some("Approved") => {
+                    inv.approved_krw += amount;
+                    net += amount;
+                }
+                Some("Refunded") => {
+                    inv.approved_krw += amount;
+                    inv.refunded_krw += amount;
+                }
+                _ => {}
+            }
+            payment_status = p["paymentStatus"].clone();
+        }
+        if payments.len() > 1 {
+            bail!("grab {id} has {} payments", payments.len());
+        }
+        let allocs = s.get(&format!("/allocations?grabId={id}")).await?;
+        let allocations = list_of(&allocs.body, "allocations");
+        let mut active = false;
+        let mut allocation_status = Value::Null;
+        for a in &allocations {
+            let st = a["status"].as_str().or(a["allocationStatus"].as_str()).unwrap_or("");
+            allocation_status = json!(st);
+            if st == "Allocated" || st == "RideStarted" {
+                active = true;
+                let taxi = a["taxiId"].as_str().unwrap_or("").to_owned();
+                if let Some(other) = active_taxis.insert(taxi.clone(), id.clone()) {
+                    bail!("taxi {taxi} has two active rides: grabs {other} and {id}");
+                }
+            }
+        }
+        let fare = grab.body["estimatedFee"].as_i64().unwrap_or(0);
+        let expected = if active { fare } else { 0 };
+        if net != expected {
+            bail!("grab {id} ({status}): charged {net} KRW net, expected {expected} (active ride: {active})");
+        }
+        if active {
+            inv.active_ride_fares_krw += fare;
+            if !matches!(status.as_str(), "Allocated" | "RideStarted") {
+                bail!("grab {id} is {status} but its taxi allocation is active");
+            }
+        }
+        let view = s.get(&format!("/grabStatuses/{id}")).await?;
+        if view.status != 200 {
+            bail!("grab-status has no view of {id}: {}", view.text);
+        }
+        if view.body["grabStatus"].as_str() != Some(status.as_str()) {
+            bail!("grab-status says {} for {id}, grab says {status}", view.body["grabStatus"]);
+        }
+        if !payment_status.is_null() && view.body["paymentStatus"] != payment_status {
+            bail!("grab-status paymentStatus {} != pay {payment_status} for {id}", view.body["paymentStatus"]);
+        }
+        if !allocation_status.is_null() && view.body["allocationStatus"] != allocation_status {
+            bail!("grab-status allocationStatus {} != allocate {allocation_status} for {id}", view.body["allocationStatus"]);
+        }
+        inv.grabs += 1;
+    }
+    if inv.approved_krw - inv.refunded_krw != inv.active_ride_fares_krw {
+        bail!("money: approved {} - refunded {} != fares of active rides {}", inv.approved_krw, inv.refunded_krw, inv.active_ride_fares_krw);
+    }
+    Ok(inv)
+}
+
+/// A list answer: a JSON array, an object holding the list under `key`, or a single item
+/// (`GET /payments?grabId=` answers the one payment of a grab).
+fn list_of(body: &Value, key: &str) -> Vec<Value> {
+    match body {
+        Value::Array(v) => v.clone(),
+        Value::Object(o) => match o.get(key).and_then(Value::as_array) {
+            Some(list) => list.clone(),
+            None if o.contains_key("grabId") => vec![body.clone()],
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Build a binary-mode CloudEvent request (headers, body) for injection with curl-like calls.
+pub fn binary_event(ty: &str, id: &str, source: &str, subject: &str, data: &Value) -> (Vec<(String, String)>, Vec<u8>) {
+    let headers = vec![
+        ("ce-specversion".into(), "1.0".into()),
+        ("ce-id".into(), id.into()),
+        ("ce-type".into(), ty.into()),
+        ("ce-source".into(), source.into()),
+        ("ce-subject".into(), subject.into()),
+        ("ce-correlationid".into(), format!("inject-{id}")),
+        ("ce-partitionkey".into(), subject.into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    (headers, serde_json::to_vec(data).expect("json"))
+}
+
+/// Build a structured-mode CloudEvent body.
+pub fn structured_event(ty: &str, id: &str, source: &str, subject: &str, data: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "specversion": "1.0", "id": id, "type": ty, "source": source, "subject": subject,
+        "datacontenttype": "application/json", "correlationid": format!("inject-{id}"),
+        "partitionkey": subject, "data": data
+    }))
+    .expect("json")
+}
+
+/// A fresh UUID string.
+pub fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
