@@ -1,0 +1,79 @@
+# H Taxi — the front door. `make up` runs the app, `make test` runs every test.
+# Both do their own set-up (wasm target, Python tools) on a fresh machine.
+
+CARGO       ?= cargo
+WASM_TARGET := wasm32-wasip2
+COMPONENTS  := grab pay allocate grab-status broker
+WASM_CRATES := $(COMPONENTS) fixture
+LISTEN      ?= 127.0.0.1:3000
+HOST_BIN    := target/debug/spin-host
+PKG_FLAGS   = $(foreach c,$(1),-p $(c))
+# The pay API key is a secret: nothing ships a default. Locally, a random one per run.
+export SPIN_VARIABLE_PAY_API_KEY ?= $(shell od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+.PHONY: all setup build host up test test-rust validate-knative lint fmt bench soak deploy clean
+
+all: build
+
+## setup: install the wasm target (idempotent)
+setup:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+## build: every component (and the host's fixture) as wasm32-wasip2 release components
+build: setup
+	$(CARGO) build --target $(WASM_TARGET) --release $(call PKG_FLAGS,$(WASM_CRATES))
+
+## host: the project's Spin-compatible host (used when the Spin CLI is not installed)
+host:
+	$(CARGO) build -p spin-host --bins
+
+## up: run the app on http://$(LISTEN) — real `spin up` if installed, else our host
+up: build
+	@if command -v spin >/dev/null 2>&1; then \
+	  echo "Using the Spin CLI: $$(spin --version)"; \
+	  scripts/local-ping.sh http://$(LISTEN) & ping=$$!; trap "kill $$ping 2>/dev/null" EXIT INT TERM; \
+	  spin up --runtime-config-file runtime-config.toml --listen $(LISTEN); \
+	else \
+	  $(MAKE) --no-print-directory host && \
+	  echo "Spin CLI not found: running the project's Spin-compatible host ($(HOST_BIN))"; \
+	  scripts/local-ping.sh http://$(LISTEN) & ping=$$!; trap "kill $$ping 2>/dev/null" EXIT INT TERM; \
+	  $(HOST_BIN) up --from spin.toml --runtime-config-file runtime-config.toml --listen $(LISTEN); \
+	fi
+
+## test: everything — domain units, host, manifests, end-to-end, Knative schema validation
+test: build host test-rust validate-knative
+
+test-rust:
+	$(CARGO) test -p htaxi-shared -p broker -p spin-host -p manifests -p e2e
+
+## validate-knative: render every overlay and validate it against ../shared/schemas
+validate-knative:
+	scripts/validate-knative.sh
+
+## lint: rustfmt check + clippy -D warnings (native crates and wasm components)
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy -p htaxi-shared -p spin-host -p manifests -p e2e --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(call PKG_FLAGS,$(WASM_CRATES)) -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: host startup/overhead numbers, then the saga soak (numbers printed, nothing asserted)
+bench: build host
+	$(CARGO) run -p spin-host --bin spin-host-bench
+	$(MAKE) --no-print-directory soak
+
+soak: build host
+	$(CARGO) test -p e2e --test soak -- --ignored --nocapture
+
+## deploy: push the Spin OCI artifact and apply the Knative overlay (OVERLAY=shim|container)
+OVERLAY  ?= shim
+REGISTRY ?= ghcr.io/htaxi
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+deploy: build
+	REGISTRY=$(REGISTRY) OVERLAY=$(OVERLAY) VERSION=$(VERSION) scripts/knative-deploy.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf .spin
