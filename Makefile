@@ -43,8 +43,9 @@ up: build
 ## test: everything — domain units, host, manifests, end-to-end, Knative schema validation
 test: build host test-rust validate-knative
 
+# The soak in `make test` runs 1000 sagas; `make soak` runs 3000.
 test-rust:
-	$(CARGO) test -p htaxi-shared -p broker -p spin-host -p manifests -p e2e
+	SOAK_SAGAS=$${SOAK_SAGAS:-1000} $(CARGO) test -p htaxi-shared -p broker -p spin-host -p manifests -p e2e
 
 ## validate-knative: render every overlay and validate it against ../shared/schemas
 validate-knative:
@@ -65,7 +66,7 @@ bench: build host
 	$(MAKE) --no-print-directory soak
 
 soak: build host
-	$(CARGO) test -p e2e --test soak -- --ignored --nocapture
+	SOAK_SAGAS=$${SOAK_SAGAS:-3000} $(CARGO) test -p e2e --test soak -- --nocapture
 
 ## deploy: push the Spin OCI artifact and apply the Knative overlay (OVERLAY=shim|container)
 OVERLAY  ?= shim

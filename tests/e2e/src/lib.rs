@@ -43,7 +43,11 @@ impl Answer {
     /// Assert this is an RFC 9457 problem with the given status; returns self for chaining.
     #[track_caller]
     pub fn assert_problem(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        assert_eq!(
+            self.status, status,
+            "expected {status}, got {}: {}",
+            self.status, self.text
+        );
         assert_eq!(
             self.header("content-type"),
             Some("application/problem+json"),
@@ -51,7 +55,11 @@ impl Answer {
             self.text
         );
         for field in ["type", "title", "status", "detail"] {
-            assert!(self.body.get(field).is_some(), "problem has {field}: {}", self.text);
+            assert!(
+                self.body.get(field).is_some(),
+                "problem has {field}: {}",
+                self.text
+            );
         }
         assert_eq!(self.body["status"], json!(status));
         self
@@ -77,7 +85,11 @@ impl Saga {
     pub async fn start_with(variables: Vec<(&str, &str)>) -> Result<Saga> {
         let dir = tempfile::tempdir()?;
         let mut vars: Vec<(String, String)> = vec![("pay_api_key".into(), TEST_PAY_KEY.into())];
-        vars.extend(variables.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+        vars.extend(
+            variables
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
         let app = launch(dir.path(), &vars).await?;
         let base = app.base_url();
         Ok(Saga {
@@ -133,12 +145,20 @@ impl Saga {
         if let Some(b) = body {
             req = req.body(b);
         }
-        let resp = req.send().await.with_context(|| format!("calling {path}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
             .collect();
         let text = resp.text().await?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -161,16 +181,32 @@ impl Saga {
     }
 
     /// `POST path` with a JSON body and extra headers.
-    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Result<Answer> {
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer> {
         let mut h = vec![("content-type", "application/json")];
         h.extend_from_slice(headers);
-        self.send(reqwest::Method::POST, path, &h, Some(serde_json::to_vec(body)?))
-            .await
+        self.send(
+            reqwest::Method::POST,
+            path,
+            &h,
+            Some(serde_json::to_vec(body)?),
+        )
+        .await
     }
 
     /// `POST path` with raw bytes and headers.
-    pub async fn post_raw(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Result<Answer> {
-        self.send(reqwest::Method::POST, path, headers, Some(body.to_vec())).await
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Answer> {
+        self.send(reqwest::Method::POST, path, headers, Some(body.to_vec()))
+            .await
     }
 
     /// `DELETE path`.
@@ -181,7 +217,10 @@ impl Saga {
     /// Register a taxi; returns its id.
     pub async fn register_taxi(&self, taxi_num: &str, lat: f64, lng: f64) -> Result<String> {
         let a = self
-            .post("/taxis", &json!({"taxiNum": taxi_num, "location": {"lat": lat, "lng": lng}}))
+            .post(
+                "/taxis",
+                &json!({"taxiNum": taxi_num, "location": {"lat": lat, "lng": lng}}),
+            )
             .await?;
         if a.status != 201 {
             bail!("registering taxi {taxi_num}: {} {}", a.status, a.text);
@@ -198,7 +237,12 @@ impl Saga {
     /// the broker's due retries. Best effort, like a PingSource: a component that is down
     /// (e.g. by an injected fault) is simply flushed on a later tick.
     pub async fn flush_all(&self) -> Result<()> {
-        for p in ["/outbox/flush/grab", "/outbox/flush/pay", "/outbox/flush/allocate", "/broker/flush"] {
+        for p in [
+            "/outbox/flush/grab",
+            "/outbox/flush/pay",
+            "/outbox/flush/allocate",
+            "/broker/flush",
+        ] {
             self.post_raw(p, b"", &[]).await?;
         }
         Ok(())
@@ -206,7 +250,12 @@ impl Saga {
 
     /// Poll `check` until it yields `Some`, flushing outboxes between tries; fails after
     /// `timeout` naming `what`.
-    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> Result<T>
+    pub async fn eventually<T, F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>>>,
@@ -227,7 +276,12 @@ impl Saga {
     }
 
     /// Wait until the view of `grab_id` satisfies `pred`; returns the view.
-    pub async fn status_until(&self, grab_id: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+    pub async fn status_until(
+        &self,
+        grab_id: &str,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
         let path = format!("/grabStatuses/{grab_id}");
         self.eventually(what, Duration::from_secs(20), || {
             let path = path.clone();
@@ -313,7 +367,13 @@ pub struct Invariants {
 }
 
 /// Stable grab states: nothing more will happen to them without a rider or driver.
-pub const STABLE: [&str; 5] = ["Allocated", "RideStarted", "Cancelled", "Rejected", "Failed"];
+pub const STABLE: [&str; 5] = [
+    "Allocated",
+    "RideStarted",
+    "Cancelled",
+    "Rejected",
+    "Failed",
+];
 
 /// Assert, for every grab: it is in a stable state; its money is right (approved −
 /// refunded = fare exactly when it has an allocated or started ride); grab-status agrees
@@ -358,7 +418,10 @@ pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariant
         let mut active = false;
         let mut allocation_status = Value::Null;
         for a in &allocations {
-            let st = a["status"].as_str().or(a["allocationStatus"].as_str()).unwrap_or("");
+            let st = a["status"]
+                .as_str()
+                .or(a["allocationStatus"].as_str())
+                .unwrap_or("");
             allocation_status = json!(st);
             if st == "Allocated" || st == "RideStarted" {
                 active = true;
@@ -384,18 +447,32 @@ pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariant
             bail!("grab-status has no view of {id}: {}", view.text);
         }
         if view.body["grabStatus"].as_str() != Some(status.as_str()) {
-            bail!("grab-status says {} for {id}, grab says {status}", view.body["grabStatus"]);
+            bail!(
+                "grab-status says {} for {id}, grab says {status}",
+                view.body["grabStatus"]
+            );
         }
         if !payment_status.is_null() && view.body["paymentStatus"] != payment_status {
-            bail!("grab-status paymentStatus {} != pay {payment_status} for {id}", view.body["paymentStatus"]);
+            bail!(
+                "grab-status paymentStatus {} != pay {payment_status} for {id}",
+                view.body["paymentStatus"]
+            );
         }
         if !allocation_status.is_null() && view.body["allocationStatus"] != allocation_status {
-            bail!("grab-status allocationStatus {} != allocate {allocation_status} for {id}", view.body["allocationStatus"]);
+            bail!(
+                "grab-status allocationStatus {} != allocate {allocation_status} for {id}",
+                view.body["allocationStatus"]
+            );
         }
         inv.grabs += 1;
     }
     if inv.approved_krw - inv.refunded_krw != inv.active_ride_fares_krw {
-        bail!("money: approved {} - refunded {} != fares of active rides {}", inv.approved_krw, inv.refunded_krw, inv.active_ride_fares_krw);
+        bail!(
+            "money: approved {} - refunded {} != fares of active rides {}",
+            inv.approved_krw,
+            inv.refunded_krw,
+            inv.active_ride_fares_krw
+        );
     }
     Ok(inv)
 }
@@ -415,7 +492,13 @@ fn list_of(body: &Value, key: &str) -> Vec<Value> {
 }
 
 /// Build a binary-mode CloudEvent request (headers, body) for injection with curl-like calls.
-pub fn binary_event(ty: &str, id: &str, source: &str, subject: &str, data: &Value) -> (Vec<(String, String)>, Vec<u8>) {
+pub fn binary_event(
+    ty: &str,
+    id: &str,
+    source: &str,
+    subject: &str,
+    data: &Value,
+) -> (Vec<(String, String)>, Vec<u8>) {
     let headers = vec![
         ("ce-specversion".into(), "1.0".into()),
         ("ce-id".into(), id.into()),

@@ -23,8 +23,20 @@ fn case(method: &'static str, path: &str, body: &[u8], status: u16, why: &'stati
     }
 }
 
-fn json_case(method: &'static str, path: &str, body: Value, status: u16, why: &'static str) -> Case {
-    case(method, path, &serde_json::to_vec(&body).unwrap(), status, why)
+fn json_case(
+    method: &'static str,
+    path: &str,
+    body: Value,
+    status: u16,
+    why: &'static str,
+) -> Case {
+    case(
+        method,
+        path,
+        &serde_json::to_vec(&body).unwrap(),
+        status,
+        why,
+    )
 }
 
 fn grab_with(f: impl FnOnce(&mut Value)) -> Value {
@@ -40,7 +52,13 @@ fn cases() -> Vec<Case> {
     big_json.extend(std::iter::repeat_n(b'1', 70 * 1024));
     big_json.extend(b"\"}");
     let ce = |ty: &str, data: &str| -> Case {
-        let mut c = case("POST", "/events/grab-status", data.as_bytes(), 400, "invalid CloudEvent");
+        let mut c = case(
+            "POST",
+            "/events/grab-status",
+            data.as_bytes(),
+            400,
+            "invalid CloudEvent",
+        );
         c.headers = vec![
             ("content-type", "application/json"),
             ("ce-specversion", "1.0"),
@@ -48,7 +66,8 @@ fn cases() -> Vec<Case> {
             ("ce-source", "/test"),
         ];
         if !ty.is_empty() {
-            c.headers.push(("ce-type", Box::leak(ty.to_owned().into_boxed_str())));
+            c.headers
+                .push(("ce-type", Box::leak(ty.to_owned().into_boxed_str())));
         }
         c
     };
@@ -56,47 +75,176 @@ fn cases() -> Vec<Case> {
         // grab
         case("POST", "/grabs", b"{not json", 400, "malformed JSON"),
         json_case("POST", "/grabs", json!({}), 422, "missing fields"),
-        json_case("POST", "/grabs", grab_with(|b| b["estimatedFee"] = json!("15000")), 422, "fee as a string"),
-        json_case("POST", "/grabs", grab_with(|b| b["estimatedFee"] = json!(-5)), 422, "negative fee"),
-        json_case("POST", "/grabs", grab_with(|b| b["estimatedFee"] = json!(1.5)), 422, "fractional fee"),
-        json_case("POST", "/grabs", grab_with(|b| b["startingPoint"]["lat"] = json!(123.0)), 422, "latitude out of range"),
-        json_case("POST", "/grabs", grab_with(|b| b["phoneNumber"] = json!("call me")), 422, "bad phone"),
-        json_case("POST", "/grabs", grab_with(|b| b["destination"] = json!("Gangnam")), 422, "point as a string"),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| b["estimatedFee"] = json!("15000")),
+            422,
+            "fee as a string",
+        ),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| b["estimatedFee"] = json!(-5)),
+            422,
+            "negative fee",
+        ),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| b["estimatedFee"] = json!(1.5)),
+            422,
+            "fractional fee",
+        ),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| b["startingPoint"]["lat"] = json!(123.0)),
+            422,
+            "latitude out of range",
+        ),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| b["phoneNumber"] = json!("call me")),
+            422,
+            "bad phone",
+        ),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| b["destination"] = json!("Gangnam")),
+            422,
+            "point as a string",
+        ),
         json_case("POST", "/grabs", json!([1, 2, 3]), 422, "array body"),
         case("POST", "/grabs", &big_json, 413, "oversized body"),
-        Case { headers: vec![("content-type", "text/plain")], ..case("POST", "/grabs", b"hello", 415, "not JSON") },
+        Case {
+            headers: vec![("content-type", "text/plain")],
+            ..case("POST", "/grabs", b"hello", 415, "not JSON")
+        },
         case("PUT", "/grabs", b"{}", 405, "wrong method"),
-        case("GET", &format!("/grabs/{unknown}"), b"", 404, "unknown grab"),
+        case(
+            "GET",
+            &format!("/grabs/{unknown}"),
+            b"",
+            404,
+            "unknown grab",
+        ),
         case("GET", "/grabs/not-a-uuid", b"", 404, "non-UUID grab id"),
-        case("DELETE", &format!("/grabs/{unknown}"), b"", 404, "cancel unknown grab"),
+        case(
+            "DELETE",
+            &format!("/grabs/{unknown}"),
+            b"",
+            404,
+            "cancel unknown grab",
+        ),
         case("GET", "/grabs/a/b/c", b"", 404, "unknown grab route"),
         // pay
-        json_case("POST", "/payments", json!({"grabId": unknown, "amount": 1000}), 401, "no credentials"),
-        case("GET", &format!("/payments/{unknown}"), b"", 404, "unknown payment"),
+        json_case(
+            "POST",
+            "/payments",
+            json!({"grabId": unknown, "amount": 1000}),
+            401,
+            "no credentials",
+        ),
+        case(
+            "GET",
+            &format!("/payments/{unknown}"),
+            b"",
+            404,
+            "unknown payment",
+        ),
         case("DELETE", "/payments", b"", 405, "wrong method"),
         // allocate
         case("POST", "/taxis", b"[", 400, "malformed JSON"),
-        json_case("POST", "/taxis", json!({"taxiNum": ""}), 422, "empty taxi number"),
-        json_case("POST", "/taxis", json!({"taxiNum": "서울1", "location": {"lat": "north", "lng": 1}}), 422, "lat as a string"),
-        json_case("POST", "/taxis", json!({"taxiNum": "서울1"}), 422, "missing location"),
+        json_case(
+            "POST",
+            "/taxis",
+            json!({"taxiNum": ""}),
+            422,
+            "empty taxi number",
+        ),
+        json_case(
+            "POST",
+            "/taxis",
+            json!({"taxiNum": "서울1", "location": {"lat": "north", "lng": 1}}),
+            422,
+            "lat as a string",
+        ),
+        json_case(
+            "POST",
+            "/taxis",
+            json!({"taxiNum": "서울1"}),
+            422,
+            "missing location",
+        ),
         case("POST", "/taxis", &big, 413, "oversized body"),
         case("DELETE", "/taxis", b"", 405, "wrong method"),
-        case("POST", &format!("/allocations/{unknown}/accept"), b"", 404, "accept unknown allocation"),
-        case("POST", "/allocations/nope/accept", b"", 404, "non-UUID allocation id"),
+        case(
+            "POST",
+            &format!("/allocations/{unknown}/accept"),
+            b"",
+            404,
+            "accept unknown allocation",
+        ),
+        case(
+            "POST",
+            "/allocations/nope/accept",
+            b"",
+            404,
+            "non-UUID allocation id",
+        ),
         case("GET", "/allocations/a/b/c/d", b"", 404, "unknown route"),
         // grab-status
-        case("GET", &format!("/grabStatuses/{unknown}"), b"", 404, "unknown view"),
-        case("POST", "/grabStatuses", b"{}", 405, "read model is read-only"),
+        case(
+            "GET",
+            &format!("/grabStatuses/{unknown}"),
+            b"",
+            404,
+            "unknown view",
+        ),
+        case(
+            "POST",
+            "/grabStatuses",
+            b"{}",
+            405,
+            "read model is read-only",
+        ),
         // events
         ce("", "{}"),
         ce("htaxi.Nope", "{}"),
         ce("htaxi.TaxiAllocated", "{\"grabId\": 5}"),
         ce("htaxi.TaxiAllocated", "not json"),
-        case("POST", "/events/allocate", b"{}", 400, "plain JSON is not a CloudEvent"),
-        case("POST", "/events/grab", b"{}", 400, "plain JSON is not a CloudEvent"),
-        case("POST", "/events/pay", b"{}", 400, "plain JSON is not a CloudEvent"),
+        case(
+            "POST",
+            "/events/allocate",
+            b"{}",
+            400,
+            "plain JSON is not a CloudEvent",
+        ),
+        case(
+            "POST",
+            "/events/grab",
+            b"{}",
+            400,
+            "plain JSON is not a CloudEvent",
+        ),
+        case(
+            "POST",
+            "/events/pay",
+            b"{}",
+            400,
+            "plain JSON is not a CloudEvent",
+        ),
         case("GET", "/events/grab-status", b"", 405, "events are POSTed"),
-        case("POST", "/broker", b"{}", 400, "broker ingress wants a CloudEvent"),
+        case(
+            "POST",
+            "/broker",
+            b"{}",
+            400,
+            "broker ingress wants a CloudEvent",
+        ),
         // nowhere
         case("GET", "/nope", b"", 404, "unknown route"),
     ]
@@ -108,29 +256,88 @@ async fn every_route_refuses_bad_input_with_problem_json_and_changes_nothing() {
     let mut failures = Vec::new();
     for c in cases() {
         let method = reqwest::Method::from_bytes(c.method.as_bytes()).unwrap();
-        let a = s.send(method, &c.path, &c.headers, Some(c.body.clone())).await.unwrap();
+        let a = s
+            .send(method, &c.path, &c.headers, Some(c.body.clone()))
+            .await
+            .unwrap();
         let problem_json = a.header("content-type") == Some("application/problem+json");
-        if a.status != c.status || (!problem_json && c.path != "/nope") || (problem_json && a.body["status"] != json!(c.status)) {
-            failures.push(format!("{} {} ({}): got {} {:?} {}", c.method, c.path, c.why, a.status, a.header("content-type"), a.text.chars().take(200).collect::<String>()));
+        if a.status != c.status
+            || (!problem_json && c.path != "/nope")
+            || (problem_json && a.body["status"] != json!(c.status))
+        {
+            failures.push(format!(
+                "{} {} ({}): got {} {:?} {}",
+                c.method,
+                c.path,
+                c.why,
+                a.status,
+                a.header("content-type"),
+                a.text.chars().take(200).collect::<String>()
+            ));
         }
         if c.status == 405 {
-            assert!(a.header("allow").is_some(), "405 names the allowed methods: {} {}", c.method, c.path);
+            assert!(
+                a.header("allow").is_some(),
+                "405 names the allowed methods: {} {}",
+                c.method,
+                c.path
+            );
         }
     }
-    assert!(failures.is_empty(), "bad input not refused as expected:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "bad input not refused as expected:\n{}",
+        failures.join("\n")
+    );
 
     // Nothing stored...
     let taxis = s.get("/taxis").await.unwrap();
-    assert_eq!(taxis.body.as_array().map(Vec::len).or_else(|| taxis.body["taxis"].as_array().map(Vec::len)), Some(0), "{}", taxis.text);
+    assert_eq!(
+        taxis
+            .body
+            .as_array()
+            .map(Vec::len)
+            .or_else(|| taxis.body["taxis"].as_array().map(Vec::len)),
+        Some(0),
+        "{}",
+        taxis.text
+    );
     let views = s.get("/grabStatuses").await.unwrap();
-    assert_eq!(views.body.as_array().map(Vec::len).or_else(|| views.body["grabStatuses"].as_array().map(Vec::len)), Some(0), "{}", views.text);
+    assert_eq!(
+        views
+            .body
+            .as_array()
+            .map(Vec::len)
+            .or_else(|| views.body["grabStatuses"].as_array().map(Vec::len)),
+        Some(0),
+        "{}",
+        views.text
+    );
     let grabs = s.get("/grabs?phoneNumber=010-1234-5678").await.unwrap();
-    assert_eq!(grabs.body.as_array().map(Vec::len).or_else(|| grabs.body["grabs"].as_array().map(Vec::len)), Some(0), "{}", grabs.text);
+    assert_eq!(
+        grabs
+            .body
+            .as_array()
+            .map(Vec::len)
+            .or_else(|| grabs.body["grabs"].as_array().map(Vec::len)),
+        Some(0),
+        "{}",
+        grabs.text
+    );
     // ...and nothing emitted: every outbox is empty.
-    for p in ["/outbox/flush/grab", "/outbox/flush/pay", "/outbox/flush/allocate"] {
+    for p in [
+        "/outbox/flush/grab",
+        "/outbox/flush/pay",
+        "/outbox/flush/allocate",
+    ] {
         let r = s.post_raw(p, b"", &[]).await.unwrap();
         assert_eq!(r.status, 200, "{p}: {}", r.text);
-        assert_eq!(r.body["sent"], json!(0), "{p} had something to send: {}", r.text);
+        assert_eq!(
+            r.body["sent"],
+            json!(0),
+            "{p} had something to send: {}",
+            r.text
+        );
         assert_eq!(r.body["pending"], json!(0), "{p}: {}", r.text);
     }
 }
@@ -139,7 +346,11 @@ async fn every_route_refuses_bad_input_with_problem_json_and_changes_nothing() {
 async fn a_bad_correlation_id_is_refused_not_echoed() {
     let s = Saga::start().await.unwrap();
     let a = s
-        .post_with("/grabs", &grab_body("010-1234-5678", 15_000), &[("x-correlation-id", "a b c")])
+        .post_with(
+            "/grabs",
+            &grab_body("010-1234-5678", 15_000),
+            &[("x-correlation-id", "a b c")],
+        )
         .await
         .unwrap();
     a.assert_problem(422);

@@ -19,9 +19,15 @@ fn components_import_only_wasi_0_2_and_spin_sqlite_and_variables() {
         let wasm = root.join(format!("target/wasm32-wasip2/release/{c}.wasm"));
         let imports = spin_host::component_imports(&wasm)
             .unwrap_or_else(|e| panic!("{}: {e:#} (run `make build`)", wasm.display()));
-        assert!(!imports.is_empty(), "{c} imports something (it answers HTTP)");
+        assert!(
+            !imports.is_empty(),
+            "{c} imports something (it answers HTTP)"
+        );
         let bad: Vec<_> = imports.iter().filter(|i| !allowed(i)).collect();
-        assert!(bad.is_empty(), "{c} imports interfaces the shim may not provide: {bad:?}");
+        assert!(
+            bad.is_empty(),
+            "{c} imports interfaces the shim may not provide: {bad:?}"
+        );
         assert!(
             !imports.iter().any(|i| i.contains("@0.3")),
             "{c} must not use WASI 0.3 / wasip3 features"

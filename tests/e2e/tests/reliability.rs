@@ -36,7 +36,10 @@ async fn settle(s: &Saga, ids: &[String]) {
 }
 
 fn id_of(a: &Answer) -> String {
-    a.body["id"].as_str().unwrap_or_else(|| panic!("no id in {}", a.text)).to_owned()
+    a.body["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {}", a.text))
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -49,7 +52,9 @@ async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
     ])
     .await
     .unwrap();
-    s.register_taxi("서울60바6000", 37.556, 126.972).await.unwrap();
+    s.register_taxi("서울60바6000", 37.556, 126.972)
+        .await
+        .unwrap();
     let down = s.fault(fault("pay", Fault::Respond { status: 503 }, None));
 
     // Three failed calls open the breaker; each answers 503 + Retry-After and stores a
@@ -66,11 +71,26 @@ async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
     let a = s.request_grab(PHONE, 10_000).await.unwrap();
     a.assert_problem(503);
     assert!(a.header("retry-after").is_some());
-    assert!(t.elapsed() < Duration::from_millis(400), "open breaker answers fast: {:?}", t.elapsed());
-    assert_eq!(s.app().faults().component_stats("pay").requests, pay_calls, "open breaker does not call pay");
+    assert!(
+        t.elapsed() < Duration::from_millis(400),
+        "open breaker answers fast: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        s.app().faults().component_stats("pay").requests,
+        pay_calls,
+        "open breaker does not call pay"
+    );
     let health = s.get("/health/grab").await.unwrap();
-    assert_eq!(health.status, 200, "pay being down must not fail grab's liveness");
-    assert!(health.text.to_lowercase().contains("open"), "breaker state and reason are recorded: {}", health.text);
+    assert_eq!(
+        health.status, 200,
+        "pay being down must not fail grab's liveness"
+    );
+    assert!(
+        health.text.to_lowercase().contains("open"),
+        "breaker state and reason are recorded: {}",
+        health.text
+    );
 
     // Half-open after the cool-down: one trial goes through; pay is back, so it closes.
     s.app().faults().clear(down);
@@ -91,7 +111,12 @@ async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
         .iter()
         .map(|g| g["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(all_ids.len(), 5, "the fail-fast request stored nothing: {}", all.text);
+    assert_eq!(
+        all_ids.len(),
+        5,
+        "the fail-fast request stored nothing: {}",
+        all.text
+    );
     settle(&s, &all_ids).await;
 }
 
@@ -106,10 +131,19 @@ async fn slow_and_flapping_pay_trips_the_breaker_and_nobody_is_charged_for_a_fai
     .await
     .unwrap();
     for i in 0..3 {
-        s.register_taxi(&format!("서울70사70{i:02}"), 37.556, 126.972).await.unwrap();
+        s.register_taxi(&format!("서울70사70{i:02}"), 37.556, 126.972)
+            .await
+            .unwrap();
     }
     // Slow: every call from grab to pay takes longer than the timeout.
-    let slow = s.fault(fault("grab", Fault::DelayOutbound { host: "pay.spin.internal".into(), delay_ms: 1_000 }, None));
+    let slow = s.fault(fault(
+        "grab",
+        Fault::DelayOutbound {
+            host: "pay.spin.internal".into(),
+            delay_ms: 1_000,
+        },
+        None,
+    ));
     let a = s.request_grab(PHONE, 8_000).await.unwrap();
     a.assert_problem(503);
     let a = s.request_grab(PHONE, 8_000).await.unwrap();
@@ -140,8 +174,12 @@ async fn slow_and_flapping_pay_trips_the_breaker_and_nobody_is_charged_for_a_fai
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pay_approves_but_grab_never_hears_back_and_the_rider_is_charged_once() {
-    let s = Saga::start_with(vec![("pay_max_attempts", "3"), ("pay_timeout_ms", "1000")]).await.unwrap();
-    s.register_taxi("서울80아8000", 37.556, 126.972).await.unwrap();
+    let s = Saga::start_with(vec![("pay_max_attempts", "3"), ("pay_timeout_ms", "1000")])
+        .await
+        .unwrap();
+    s.register_taxi("서울80아8000", 37.556, 126.972)
+        .await
+        .unwrap();
     // Warm pay up first, so its schema migrations are not the commit that crashes.
     assert_eq!(s.get("/health/pay").await.unwrap().status, 200);
     // pay commits the approval, then dies before answering: grab sees a failure and retries
@@ -155,17 +193,27 @@ async fn pay_approves_but_grab_never_hears_back_and_the_rider_is_charged_once() 
     settle(&s, std::slice::from_ref(&id)).await;
 
     // With no retry left, grab gives up; the approval pay did make is refunded.
-    let s = Saga::start_with(vec![("pay_max_attempts", "1"), ("pay_timeout_ms", "1000")]).await.unwrap();
-    s.register_taxi("서울80아8001", 37.556, 126.972).await.unwrap();
+    let s = Saga::start_with(vec![("pay_max_attempts", "1"), ("pay_timeout_ms", "1000")])
+        .await
+        .unwrap();
+    s.register_taxi("서울80아8001", 37.556, 126.972)
+        .await
+        .unwrap();
     assert_eq!(s.get("/health/pay").await.unwrap().status, 200);
     s.fault(fault("pay", Fault::CrashAfterCommit, Some(1)));
     let a = s.request_grab(PHONE, 13_000).await.unwrap();
     a.assert_problem(503);
     let all = s.get(&format!("/grabs?phoneNumber={PHONE}")).await.unwrap();
-    let g = all.body.as_array().cloned().unwrap_or_else(|| all.body["grabs"].as_array().cloned().unwrap_or_default());
+    let g = all
+        .body
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| all.body["grabs"].as_array().cloned().unwrap_or_default());
     let id = g[0]["id"].as_str().unwrap().to_owned();
     let view = s
-        .status_until(&id, "the orphan approval is refunded", |v| v["paymentStatus"] == json!("Refunded"))
+        .status_until(&id, "the orphan approval is refunded", |v| {
+            v["paymentStatus"] == json!("Refunded")
+        })
         .await
         .unwrap();
     assert_eq!(view["grabStatus"], json!("Failed"));
@@ -175,7 +223,9 @@ async fn pay_approves_but_grab_never_hears_back_and_the_rider_is_charged_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_out() {
     let s = Saga::start().await.unwrap();
-    s.register_taxi("서울90자9000", 37.556, 126.972).await.unwrap();
+    s.register_taxi("서울90자9000", 37.556, 126.972)
+        .await
+        .unwrap();
     assert_eq!(s.get("/health/grab").await.unwrap().status, 200);
     // allocate commits the allocation and its outbox row, then traps before publishing.
     s.fault(fault("allocate", Fault::CrashAfterCommit, Some(1)));
@@ -184,11 +234,16 @@ async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_
     let id = id_of(&a);
     // The outbox flush (the PingSource's job) publishes TaxiAllocated.
     let view = s
-        .status_until(&id, "TaxiAllocated delivered after flush", |v| v["allocationStatus"] == json!("Allocated"))
+        .status_until(&id, "TaxiAllocated delivered after flush", |v| {
+            v["allocationStatus"] == json!("Allocated")
+        })
         .await
         .unwrap();
     assert_eq!(view["grabStatus"], json!("Allocated"));
-    assert!(s.app().faults().component_stats("allocate").traps >= 1, "the crash really happened");
+    assert!(
+        s.app().faults().component_stats("allocate").traps >= 1,
+        "the crash really happened"
+    );
     settle(&s, &[id]).await;
 
     // grab dies right after storing the request, before calling pay: the flush reconciles
@@ -196,11 +251,21 @@ async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_
     s.fault(fault("grab", Fault::CrashAfterCommit, Some(1)));
     let a = s.request_grab("010-4444-5555", 15_000).await.unwrap();
     assert_eq!(a.status, 500, "{}", a.text);
-    assert!(s.app().faults().component_stats("grab").traps >= 1, "the crash really happened");
+    assert!(
+        s.app().faults().component_stats("grab").traps >= 1,
+        "the crash really happened"
+    );
     let all = s.get("/grabs?phoneNumber=010-4444-5555").await.unwrap();
-    let g = all.body.as_array().cloned().unwrap_or_else(|| all.body["grabs"].as_array().cloned().unwrap_or_default());
+    let g = all
+        .body
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| all.body["grabs"].as_array().cloned().unwrap_or_default());
     assert!(g.len() <= 1, "{}", all.text);
-    let stranded: Vec<String> = g.iter().map(|g| g["id"].as_str().unwrap().to_owned()).collect();
+    let stranded: Vec<String> = g
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_owned())
+        .collect();
     if !stranded.is_empty() {
         settle(&s, &stranded).await;
     }
@@ -210,23 +275,42 @@ async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_
 async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
     let s = Saga::start().await.unwrap();
     for i in 0..3 {
-        s.register_taxi(&format!("서울91차91{i:02}"), 37.556, 126.972).await.unwrap();
+        s.register_taxi(&format!("서울91차91{i:02}"), 37.556, 126.972)
+            .await
+            .unwrap();
     }
     let down = s.fault(fault("broker", Fault::Respond { status: 503 }, None));
     let mut ids = Vec::new();
     for _ in 0..3 {
         let a = s.request_grab(PHONE, 15_000).await.unwrap();
-        assert_eq!(a.status, 201, "riders are served while the broker is down: {}", a.text);
+        assert_eq!(
+            a.status, 201,
+            "riders are served while the broker is down: {}",
+            a.text
+        );
         ids.push(id_of(&a));
     }
     let flush = s.post_raw("/outbox/flush/pay", b"", &[]).await.unwrap();
-    assert!(flush.body["pending"].as_u64().unwrap_or(0) >= 3, "approvals wait in pay's outbox: {}", flush.text);
-    assert_eq!(s.get(&format!("/grabStatuses/{}", ids[0])).await.unwrap().status, 404, "nothing delivered yet");
+    assert!(
+        flush.body["pending"].as_u64().unwrap_or(0) >= 3,
+        "approvals wait in pay's outbox: {}",
+        flush.text
+    );
+    assert_eq!(
+        s.get(&format!("/grabStatuses/{}", ids[0]))
+            .await
+            .unwrap()
+            .status,
+        404,
+        "nothing delivered yet"
+    );
     s.app().faults().clear(down);
     for id in &ids {
-        s.status_until(id, "allocated once the broker is back", |v| v["allocationStatus"] == json!("Allocated"))
-            .await
-            .unwrap();
+        s.status_until(id, "allocated once the broker is back", |v| {
+            v["allocationStatus"] == json!("Allocated")
+        })
+        .await
+        .unwrap();
     }
     settle(&s, &ids).await;
 }
@@ -234,13 +318,28 @@ async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_grabs_for_ten_taxis_allocate_exactly_ten() {
     // 50 riders at once on 2 cores: give pay room, this test is about allocation.
-    let s = Saga::start_with(vec![("pay_timeout_ms", "20000"), ("breaker_failure_threshold", "1000")]).await.unwrap();
+    let s = Saga::start_with(vec![
+        ("pay_timeout_ms", "20000"),
+        ("breaker_failure_threshold", "1000"),
+    ])
+    .await
+    .unwrap();
     for i in 0..10 {
-        s.register_taxi(&format!("서울99카99{i:02}"), 37.55 + f64::from(i) * 0.001, 126.97).await.unwrap();
+        s.register_taxi(
+            &format!("서울99카99{i:02}"),
+            37.55 + f64::from(i) * 0.001,
+            126.97,
+        )
+        .await
+        .unwrap();
     }
     let answers = join_all((0..50).map(|i| {
         let s = &s;
-        async move { s.request_grab(&format!("010-5000-{i:04}"), 10_000 + i).await.unwrap() }
+        async move {
+            s.request_grab(&format!("010-5000-{i:04}"), 10_000 + i)
+                .await
+                .unwrap()
+        }
     }))
     .await;
     let ids: Vec<String> = answers
@@ -252,9 +351,26 @@ async fn fifty_concurrent_grabs_for_ten_taxis_allocate_exactly_ten() {
         .collect();
     settle(&s, &ids).await;
     let inv = s.check_invariants(&ids).await.unwrap();
-    assert_eq!(inv.by_status.get("Allocated"), Some(&10), "{:?}", inv.by_status);
-    assert_eq!(inv.by_status.get("Failed"), Some(&40), "{:?}", inv.by_status);
-    assert_eq!(inv.refunded_krw, inv.approved_krw - inv.active_ride_fares_krw);
+    assert_eq!(
+        inv.by_status.get("Allocated"),
+        Some(&10),
+        "{:?}",
+        inv.by_status
+    );
+    assert_eq!(
+        inv.by_status.get("Failed"),
+        Some(&40),
+        "{:?}",
+        inv.by_status
+    );
+    assert_eq!(
+        inv.refunded_krw,
+        inv.approved_krw - inv.active_ride_fares_krw
+    );
     let taxis = s.get("/taxis").await.unwrap();
-    assert!(!taxis.text.contains("Available"), "all ten taxis are busy: {}", taxis.text);
+    assert!(
+        !taxis.text.contains("Available"),
+        "all ten taxis are busy: {}",
+        taxis.text
+    );
 }

@@ -18,11 +18,18 @@ async fn taxi_near_seoul_station(s: &Saga, num: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     let s = Saga::start().await.unwrap();
-    let far = s.register_taxi("서울11가1111", 37.60, 127.05).await.unwrap();
+    let far = s
+        .register_taxi("서울11가1111", 37.60, 127.05)
+        .await
+        .unwrap();
     let near = taxi_near_seoul_station(&s, "서울32저4703").await;
 
     let a = s
-        .post_with(&grab_path(), &grab_body(PHONE, 15_000), &[("x-correlation-id", "ride-happy-1")])
+        .post_with(
+            &grab_path(),
+            &grab_body(PHONE, 15_000),
+            &[("x-correlation-id", "ride-happy-1")],
+        )
         .await
         .unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
@@ -31,21 +38,42 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     assert_eq!(a.header("x-correlation-id"), Some("ride-happy-1"));
     assert_eq!(a.body["grabStatus"], json!("Paid"));
 
-    let view = s.status_until(&id, "taxi allocated", is("allocationStatus", "Allocated")).await.unwrap();
-    assert_eq!(view["taxiId"], json!(near), "the nearest taxi wins over {far}");
+    let view = s
+        .status_until(&id, "taxi allocated", is("allocationStatus", "Allocated"))
+        .await
+        .unwrap();
+    assert_eq!(
+        view["taxiId"],
+        json!(near),
+        "the nearest taxi wins over {far}"
+    );
     assert_eq!(view["taxiNum"], json!("서울32저4703"));
     assert_eq!(view["paymentStatus"], json!("Approved"));
-    assert_eq!(view["correlationId"], json!("ride-happy-1"), "correlation id travels with every event");
+    assert_eq!(
+        view["correlationId"],
+        json!("ride-happy-1"),
+        "correlation id travels with every event"
+    );
 
     let allocs = s.get(&format!("/allocations?grabId={id}")).await.unwrap();
-    let alloc_id = allocs.body.as_array().map(|v| v[0].clone()).unwrap_or_else(|| allocs.body["allocations"][0].clone())["allocationId"]
+    let alloc_id = allocs
+        .body
+        .as_array()
+        .map(|v| v[0].clone())
+        .unwrap_or_else(|| allocs.body["allocations"][0].clone())["allocationId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let accept = s.post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[]).await.unwrap();
+    let accept = s
+        .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
+        .await
+        .unwrap();
     assert_eq!(accept.status, 200, "{}", accept.text);
 
-    let view = s.status_until(&id, "ride started", is("grabStatus", "RideStarted")).await.unwrap();
+    let view = s
+        .status_until(&id, "ride started", is("grabStatus", "RideStarted"))
+        .await
+        .unwrap();
     assert_eq!(view["allocationStatus"], json!("RideStarted"));
     let grab = s.get(&format!("/grabs/{id}")).await.unwrap();
     assert_eq!(grab.body["grabStatus"], json!("RideStarted"));
@@ -59,14 +87,25 @@ async fn a_fare_over_the_payment_limit_is_rejected_with_402() {
     let a = s.request_grab(PHONE, 400_000).await.unwrap();
     a.assert_problem(402);
     let grabs = s.get(&format!("/grabs?phoneNumber={PHONE}")).await.unwrap();
-    let list = grabs.body.as_array().cloned().unwrap_or_else(|| grabs.body["grabs"].as_array().cloned().unwrap_or_default());
+    let list = grabs
+        .body
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| grabs.body["grabs"].as_array().cloned().unwrap_or_default());
     assert_eq!(list.len(), 1);
     let id = list[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(list[0]["grabStatus"], json!("Rejected"));
-    let view = s.status_until(&id, "rejection visible", is("paymentStatus", "Rejected")).await.unwrap();
+    let view = s
+        .status_until(&id, "rejection visible", is("paymentStatus", "Rejected"))
+        .await
+        .unwrap();
     assert_eq!(view["grabStatus"], json!("Rejected"));
     let taxis = s.get("/taxis").await.unwrap();
-    assert!(taxis.text.contains("Available"), "no taxi was taken: {}", taxis.text);
+    assert!(
+        taxis.text.contains("Available"),
+        "no taxi was taken: {}",
+        taxis.text
+    );
     s.check_invariants(&[id]).await.unwrap();
 }
 
@@ -76,13 +115,24 @@ async fn with_no_taxi_available_the_rider_is_refunded_and_the_grab_fails() {
     let a = s.request_grab(PHONE, 12_000).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_owned();
-    let view = s.status_until(&id, "refund after allocation failure", is("paymentStatus", "Refunded")).await.unwrap();
+    let view = s
+        .status_until(
+            &id,
+            "refund after allocation failure",
+            is("paymentStatus", "Refunded"),
+        )
+        .await
+        .unwrap();
     assert_eq!(view["allocationStatus"], json!("Failed"));
     assert_eq!(view["grabStatus"], json!("Failed"));
-    s.eventually("grab marked Failed", std::time::Duration::from_secs(20), || async {
-        let g = s.get(&format!("/grabs/{id}")).await?;
-        Ok((g.body["grabStatus"] == json!("Failed")).then_some(()))
-    })
+    s.eventually(
+        "grab marked Failed",
+        std::time::Duration::from_secs(20),
+        || async {
+            let g = s.get(&format!("/grabs/{id}")).await?;
+            Ok((g.body["grabStatus"] == json!("Failed")).then_some(()))
+        },
+    )
     .await
     .unwrap();
     s.check_invariants(&[id]).await.unwrap();
@@ -93,21 +143,35 @@ async fn cancelling_before_allocation_refunds_and_never_allocates() {
     let s = Saga::start().await.unwrap();
     let taxi = taxi_near_seoul_station(&s, "서울20나2000").await;
     // allocate is unreachable for now: PaymentApproved waits in the broker's retries.
-    let f = s.fault(FaultSpec { component: "allocate".into(), fault: Fault::Respond { status: 503 }, count: None });
+    let f = s.fault(FaultSpec {
+        component: "allocate".into(),
+        fault: Fault::Respond { status: 503 },
+        count: None,
+    });
     let a = s.request_grab(PHONE, 9_000).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_owned();
     let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
     assert_eq!(d.status, 204, "{}", d.text);
-    s.status_until(&id, "refund after cancel", is("paymentStatus", "Refunded")).await.unwrap();
+    s.status_until(&id, "refund after cancel", is("paymentStatus", "Refunded"))
+        .await
+        .unwrap();
     // allocate comes back and sees PaymentApproved and GrabCancelled in whatever order.
     s.app().faults().clear(f);
-    let view = s.status_until(&id, "cancelled view", is("grabStatus", "Cancelled")).await.unwrap();
+    let view = s
+        .status_until(&id, "cancelled view", is("grabStatus", "Cancelled"))
+        .await
+        .unwrap();
     s.flush_all().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     s.flush_all().await.unwrap();
     let t = s.get(&format!("/taxis/{taxi}")).await.unwrap();
-    assert_eq!(t.body["status"], json!("Available"), "taxi never taken: {}", t.text);
+    assert_eq!(
+        t.body["status"],
+        json!("Available"),
+        "taxi never taken: {}",
+        t.text
+    );
     assert_ne!(view["allocationStatus"], json!("Allocated"));
     s.check_invariants(&[id]).await.unwrap();
 }
@@ -118,7 +182,9 @@ async fn cancelling_after_allocation_refunds_and_releases_the_taxi() {
     let taxi = taxi_near_seoul_station(&s, "서울30다3000").await;
     let a = s.request_grab(PHONE, 15_000).await.unwrap();
     let id = a.body["id"].as_str().unwrap().to_owned();
-    s.status_until(&id, "allocated", is("allocationStatus", "Allocated")).await.unwrap();
+    s.status_until(&id, "allocated", is("allocationStatus", "Allocated"))
+        .await
+        .unwrap();
     let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
     assert_eq!(d.status, 204, "{}", d.text);
     let view = s
@@ -142,20 +208,46 @@ async fn cancelling_after_the_ride_started_is_refused_with_409() {
     taxi_near_seoul_station(&s, "서울40라4000").await;
     let a = s.request_grab(PHONE, 15_000).await.unwrap();
     let id = a.body["id"].as_str().unwrap().to_owned();
-    s.status_until(&id, "allocated", is("allocationStatus", "Allocated")).await.unwrap();
+    s.status_until(&id, "allocated", is("allocationStatus", "Allocated"))
+        .await
+        .unwrap();
     let allocs = s.get(&format!("/allocations?grabId={id}")).await.unwrap();
-    let alloc = allocs.body.as_array().map(|v| v[0].clone()).unwrap_or_else(|| allocs.body["allocations"][0].clone());
+    let alloc = allocs
+        .body
+        .as_array()
+        .map(|v| v[0].clone())
+        .unwrap_or_else(|| allocs.body["allocations"][0].clone());
     let alloc_id = alloc["allocationId"].as_str().unwrap();
-    assert_eq!(s.post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[]).await.unwrap().status, 200);
-    s.eventually("grab learns the ride started", std::time::Duration::from_secs(20), || async {
-        let g = s.get(&format!("/grabs/{id}")).await?;
-        Ok((g.body["grabStatus"] == json!("RideStarted")).then_some(()))
-    })
+    assert_eq!(
+        s.post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    s.eventually(
+        "grab learns the ride started",
+        std::time::Duration::from_secs(20),
+        || async {
+            let g = s.get(&format!("/grabs/{id}")).await?;
+            Ok((g.body["grabStatus"] == json!("RideStarted")).then_some(()))
+        },
+    )
     .await
     .unwrap();
-    s.delete(&format!("/grabs/{id}")).await.unwrap().assert_problem(409);
-    let view = s.status_until(&id, "ride started", is("grabStatus", "RideStarted")).await.unwrap();
-    assert_eq!(view["paymentStatus"], json!("Approved"), "no refund after a refused cancel");
+    s.delete(&format!("/grabs/{id}"))
+        .await
+        .unwrap()
+        .assert_problem(409);
+    let view = s
+        .status_until(&id, "ride started", is("grabStatus", "RideStarted"))
+        .await
+        .unwrap();
+    assert_eq!(
+        view["paymentStatus"],
+        json!("Approved"),
+        "no refund after a refused cancel"
+    );
     s.check_invariants(&[id]).await.unwrap();
 }
 
@@ -171,10 +263,35 @@ async fn cloudevents_injected_in_binary_and_structured_mode_drive_the_saga() {
         "approvedAt": "2026-11-25T10:00:00Z"
     });
     // Structured mode into the broker: it fans out to allocate and grab-status.
-    let body = structured_event("htaxi.PaymentApproved", &format!("PaymentApproved:{payment}"), "/htaxi/pay", &grab, &data);
-    let a = s.post_raw("/broker", &body, &[("content-type", "application/cloudevents+json")]).await.unwrap();
-    assert!(a.status == 202 || a.status == 200, "{} {}", a.status, a.text);
-    let view = s.status_until(&grab, "allocated from an injected event", is("allocationStatus", "Allocated")).await.unwrap();
+    let body = structured_event(
+        "htaxi.PaymentApproved",
+        &format!("PaymentApproved:{payment}"),
+        "/htaxi/pay",
+        &grab,
+        &data,
+    );
+    let a = s
+        .post_raw(
+            "/broker",
+            &body,
+            &[("content-type", "application/cloudevents+json")],
+        )
+        .await
+        .unwrap();
+    assert!(
+        a.status == 202 || a.status == 200,
+        "{} {}",
+        a.status,
+        a.text
+    );
+    let view = s
+        .status_until(
+            &grab,
+            "allocated from an injected event",
+            is("allocationStatus", "Allocated"),
+        )
+        .await
+        .unwrap();
     assert_eq!(view["taxiId"], json!(taxi));
 
     // Binary mode straight to a subscriber; a duplicate changes nothing.
@@ -183,17 +300,39 @@ async fn cloudevents_injected_in_binary_and_structured_mode_drive_the_saga() {
         "startingPoint": {"lat": 37.5547, "lng": 126.9707}, "destination": {"lat": 37.5, "lng": 127.0},
         "estimatedFee": 11000, "requestedAt": "2026-11-25T09:59:59Z"
     });
-    let (headers, body) = binary_event("htaxi.GrabRequested", &format!("GrabRequested:{grab}"), "/htaxi/grab", &grab, &requested);
-    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (headers, body) = binary_event(
+        "htaxi.GrabRequested",
+        &format!("GrabRequested:{grab}"),
+        "/htaxi/grab",
+        &grab,
+        &requested,
+    );
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for _ in 0..2 {
         let a = s.post_raw("/events/grab-status", &body, &h).await.unwrap();
         assert!((200..300).contains(&a.status), "{} {}", a.status, a.text);
     }
-    let view = s.status_until(&grab, "requested facts merged", |v| v["phoneNumber"] == json!("010-9999-0000")).await.unwrap();
-    assert_eq!(view["allocationStatus"], json!("Allocated"), "an earlier fact is not undone");
+    let view = s
+        .status_until(&grab, "requested facts merged", |v| {
+            v["phoneNumber"] == json!("010-9999-0000")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        view["allocationStatus"],
+        json!("Allocated"),
+        "an earlier fact is not undone"
+    );
     let events = view["events"].as_array().map(Vec::len).unwrap_or(0);
     let again = s.post_raw("/events/grab-status", &body, &h).await.unwrap();
     assert!((200..300).contains(&again.status));
     let view2 = s.get(&format!("/grabStatuses/{grab}")).await.unwrap().body;
-    assert_eq!(view2["events"].as_array().map(Vec::len).unwrap_or(0), events, "duplicates change nothing");
+    assert_eq!(
+        view2["events"].as_array().map(Vec::len).unwrap_or(0),
+        events,
+        "duplicates change nothing"
+    );
 }

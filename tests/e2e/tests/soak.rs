@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn peak_rss_mib() -> f64 {
@@ -27,21 +30,42 @@ fn peak_rss_mib() -> f64 {
 async fn ride(s: &Saga, i: usize) -> (String, Duration) {
     let t = Instant::now();
     // Every 10th fare is over the payment limit (rejected); every 7th rider cancels.
-    let fee = if i % 10 == 3 { 400_000 } else { 8_000 + (i as i64 % 50) * 100 };
+    let fee = if i % 10 == 3 {
+        400_000
+    } else {
+        8_000 + (i as i64 % 50) * 100
+    };
     let a = s
-        .post_with(&grab_path(), &grab_body(&format!("010-7{:03}-{:04}", i / 10_000, i % 10_000), fee), &[("x-correlation-id", &format!("soak-{i}"))])
+        .post_with(
+            &grab_path(),
+            &grab_body(&format!("010-7{:03}-{:04}", i / 10_000, i % 10_000), fee),
+            &[("x-correlation-id", &format!("soak-{i}"))],
+        )
         .await
         .unwrap();
     let id = match a.status {
         201 => a.body["id"].as_str().unwrap().to_owned(),
-        402 => {
-            let list = s.get(&format!("/grabs?phoneNumber=010-7{:03}-{:04}", i / 10_000, i % 10_000)).await.unwrap();
-            let g = list.body.as_array().cloned().unwrap_or_else(|| list.body["grabs"].as_array().cloned().unwrap_or_default());
+        // 402: over the limit. 503: pay stayed too slow under the load; the grab is Failed
+        // and compensated. Both are stable outcomes the invariants cover.
+        402 | 503 => {
+            let list = s
+                .get(&format!(
+                    "/grabs?phoneNumber=010-7{:03}-{:04}",
+                    i / 10_000,
+                    i % 10_000
+                ))
+                .await
+                .unwrap();
+            let g = list
+                .body
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| list.body["grabs"].as_array().cloned().unwrap_or_default());
             return (g[0]["id"].as_str().unwrap().to_owned(), t.elapsed());
         }
         other => panic!("grab {i}: {other} {}", a.text),
     };
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
         assert!(d.status == 204 || d.status == 409, "{}", d.text);
     }
@@ -51,9 +75,12 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
     loop {
         let v = s.get(&format!("/grabStatuses/{id}")).await.unwrap();
         let st = v.body["grabStatus"].as_str().unwrap_or("").to_owned();
-        if st == "Allocated" && i % 3 == 0 && !accepted {
+        if st == "Allocated" && i.is_multiple_of(3) && !accepted {
             if let Some(alloc) = v.body["allocationId"].as_str() {
-                let r = s.post_raw(&format!("/allocations/{alloc}/accept"), b"", &[]).await.unwrap();
+                let r = s
+                    .post_raw(&format!("/allocations/{alloc}/accept"), b"", &[])
+                    .await
+                    .unwrap();
                 assert!(r.status == 200 || r.status == 409, "{}", r.text);
                 accepted = true;
                 continue;
@@ -61,11 +88,15 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
         }
         let done = matches!(st.as_str(), "RideStarted" | "Rejected" | "Failed")
             || (st == "Cancelled" && v.body["paymentStatus"] == json!("Refunded"))
-            || (st == "Allocated" && i % 3 != 0);
+            || (st == "Allocated" && !i.is_multiple_of(3));
         if done {
             return (id, t.elapsed());
         }
-        assert!(Instant::now() < deadline, "saga {i} ({id}) stuck at {}", v.text);
+        assert!(
+            Instant::now() < deadline,
+            "saga {i} ({id}) stuck at {}",
+            v.text
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -74,29 +105,46 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
 async fn soak_thousands_of_sagas_keep_the_invariants() {
     let n = env_or("SOAK_SAGAS", 2000);
     let conc = env_or("SOAK_CONCURRENCY", 16);
-    let s = Saga::start().await.unwrap();
+    let s = Saga::start_with(vec![("pay_timeout_ms", "5000")])
+        .await
+        .unwrap();
     // Enough taxis for most, not all: late riders meet a shortage and are refunded.
     let taxis = n / 3;
     stream::iter(0..taxis)
         .for_each_concurrent(conc, |i| {
             let s = &s;
             async move {
-                let (lat, lng) = (37.50 + (i % 40) as f64 * 0.002, 126.95 + (i / 40) as f64 * 0.002);
-                s.register_taxi(&format!("서울{:02}소{:04}", i / 10_000, i % 10_000), lat, lng).await.unwrap();
+                let (lat, lng) = (
+                    37.50 + (i % 40) as f64 * 0.002,
+                    126.95 + (i / 40) as f64 * 0.002,
+                );
+                s.register_taxi(
+                    &format!("서울{:02}소{:04}", i / 10_000, i % 10_000),
+                    lat,
+                    lng,
+                )
+                .await
+                .unwrap();
             }
         })
         .await;
 
     let start = Instant::now();
-    let results: Vec<(String, Duration)> = stream::iter(0..n).map(|i| ride(&s, i)).buffer_unordered(conc).collect().await;
+    let results: Vec<(String, Duration)> = stream::iter(0..n)
+        .map(|i| ride(&s, i))
+        .buffer_unordered(conc)
+        .collect()
+        .await;
     let elapsed = start.elapsed();
     let ids: Vec<String> = results.iter().map(|(id, _)| id.clone()).collect();
 
     s.flush_all().await.unwrap();
     let settled = s
-        .eventually("invariants after the soak", Duration::from_secs(120), || async {
-            Ok(s.check_invariants(&ids).await.ok())
-        })
+        .eventually(
+            "invariants after the soak",
+            Duration::from_secs(120),
+            || async { Ok(s.check_invariants(&ids).await.ok()) },
+        )
         .await;
     let inv = match settled {
         Ok(inv) => inv,
@@ -108,10 +156,25 @@ async fn soak_thousands_of_sagas_keep_the_invariants() {
     lat.sort();
     let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
     println!("soak: {n} sagas, {taxis} taxis, concurrency {conc}");
-    println!("soak: {:.1} sagas/s over {:.1?}", n as f64 / elapsed.as_secs_f64(), elapsed);
-    println!("soak: end-to-end latency p50 {:?} p99 {:?} max {:?}", pct(0.50), pct(0.99), lat[lat.len() - 1]);
-    println!("soak: peak memory (test process incl. host) {:.0} MiB", peak_rss_mib());
+    println!(
+        "soak: {:.1} sagas/s over {:.1?}",
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed
+    );
+    println!(
+        "soak: end-to-end latency p50 {:?} p99 {:?} max {:?}",
+        pct(0.50),
+        pct(0.99),
+        lat[lat.len() - 1]
+    );
+    println!(
+        "soak: peak memory (test process incl. host) {:.0} MiB",
+        peak_rss_mib()
+    );
     println!("soak: outcomes {:?}; approved {} KRW, refunded {} KRW, active fares {} KRW; dead letters {}", inv.by_status, inv.approved_krw, inv.refunded_krw, inv.active_ride_fares_krw, dead.len());
-    assert!(dead.is_empty(), "no event should be dead-lettered in a healthy run: {dead:?}");
+    assert!(
+        dead.is_empty(),
+        "no event should be dead-lettered in a healthy run: {dead:?}"
+    );
     assert_eq!(inv.grabs, n);
 }
