@@ -4,6 +4,7 @@
 
 use e2e::*;
 use futures::future::join_all;
+use futures::StreamExt;
 use serde_json::json;
 use spin_host::{Fault, FaultSpec};
 use std::time::{Duration, Instant};
@@ -373,4 +374,125 @@ async fn fifty_concurrent_grabs_for_ten_taxis_allocate_exactly_ten() {
         "all ten taxis are busy: {}",
         taxis.text
     );
+}
+
+/// Re-deliver every event the broker delivered 1–5 more times, concurrently and in a
+/// shuffled order, straight to each subscriber (binary mode), as an at-least-once,
+/// unordered Kafka broker may. Nothing may change: the invariants hold and every view is
+/// the same as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_delivered_one_to_five_times_concurrently_in_shuffled_order_changes_nothing() {
+    let s = Saga::start().await.unwrap();
+    for i in 0..3 {
+        s.register_taxi(&format!("서울95타95{i:02}"), 37.556, 126.972)
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let a = s
+            .request_grab(
+                &format!("010-6000-{i:04}"),
+                if i == 5 { 400_000 } else { 9_000 },
+            )
+            .await
+            .unwrap();
+        let id = match a.status {
+            201 => id_of(&a),
+            _ => {
+                let l = s
+                    .get(&format!("/grabs?phoneNumber=010-6000-{i:04}"))
+                    .await
+                    .unwrap();
+                l.body[0]["id"].as_str().unwrap().to_owned()
+            }
+        };
+        ids.push(id);
+    }
+    settle(&s, &ids).await;
+    s.delete(&format!("/grabs/{}", ids[0])).await.unwrap();
+    settle(&s, &ids).await;
+    let mut before = Vec::new();
+    for id in &ids {
+        before.push(s.get(&format!("/grabStatuses/{id}")).await.unwrap().body);
+    }
+
+    let events = s
+        .get("/broker/events?status=delivered&limit=500")
+        .await
+        .unwrap();
+    let mut deliveries = Vec::new();
+    for (n, ev) in events.body.as_array().unwrap().iter().enumerate() {
+        let attrs = ev["attributes"].as_object().unwrap();
+        let mut headers: Vec<(String, String)> = attrs
+            .iter()
+            .filter(|(k, _)| k.as_str() != "datacontenttype")
+            .map(|(k, v)| (format!("ce-{k}"), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        headers.push(("content-type".into(), "application/json".into()));
+        let body = serde_json::to_vec(&ev["data"]).unwrap();
+        for d in ev["deliveries"].as_array().unwrap() {
+            let path = d["subscriber"]
+                .as_str()
+                .unwrap()
+                .split(".spin.internal")
+                .nth(1)
+                .unwrap()
+                .to_owned();
+            // 1–5 copies, deterministic per event so a failure reproduces.
+            for _ in 0..(1 + (n * 7 + path.len()) % 5) {
+                deliveries.push((path.clone(), headers.clone(), body.clone()));
+            }
+        }
+    }
+    assert!(
+        deliveries.len() > 30,
+        "enough deliveries to shuffle: {}",
+        deliveries.len()
+    );
+    // A fixed permutation (multiplicative stride) scatters each ride's events.
+    let len = deliveries.len();
+    let stride = (1..len)
+        .rev()
+        .find(|k| gcd(*k, len) == 1 && *k > len / 3)
+        .unwrap_or(1);
+    let shuffled: Vec<_> = (0..len)
+        .map(|i| deliveries[(i * stride) % len].clone())
+        .collect();
+    let answers = futures::stream::iter(shuffled)
+        .map(|(path, headers, body)| {
+            let s = &s;
+            async move {
+                let h: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                s.post_raw(&path, &body, &h).await.unwrap()
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    for a in &answers {
+        assert!(
+            (200..300).contains(&a.status),
+            "a redelivery is accepted: {} {}",
+            a.status,
+            a.text
+        );
+    }
+    s.flush_all().await.unwrap();
+    settle(&s, &ids).await;
+    for (id, was) in ids.iter().zip(before) {
+        let now = s.get(&format!("/grabStatuses/{id}")).await.unwrap().body;
+        assert_eq!(now, was, "redeliveries changed the view of {id}");
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
