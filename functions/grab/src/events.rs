@@ -20,7 +20,7 @@ const SUBSCRIBED: [EventType; 3] = [
     EventType::AllocationFailed,
 ];
 
-/// What happened to a delivered event (also sent as the `x-htaxi-outcome` header).
+/// What happened to a delivered event (also sent as the `htaxi-outcome` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Applied,
@@ -84,6 +84,6 @@ fn apply(ctx: &RequestContext, env: &Envelope) -> Result<Response, ApiError> {
             .unwrap_or_default()
     );
     let mut resp = http::empty(200, ctx);
-    resp.set_header("x-htaxi-outcome", outcome.as_str());
+    resp.set_header("htaxi-outcome", outcome.as_str());
     Ok(resp)
 }

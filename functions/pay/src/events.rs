@@ -16,7 +16,7 @@ use htaxi_shared::platform::outbox;
 use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
 
-/// What happened to a delivered event (also sent as the `x-htaxi-outcome` header).
+/// What happened to a delivered event (also sent as the `htaxi-outcome` header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Applied,
@@ -97,6 +97,6 @@ fn apply(ctx: &RequestContext, env: &htaxi_shared::events::Envelope) -> Result<R
         flush_after_commit(ctx, &db, &config);
     }
     let mut resp = http::empty(200, ctx);
-    resp.set_header("x-htaxi-outcome", outcome.as_str());
+    resp.set_header("htaxi-outcome", outcome.as_str());
     Ok(resp)
 }
