@@ -21,39 +21,74 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// request deadlines can fire.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+const MB: usize = 1 << 20;
+const GB: usize = 1 << 30;
+
+/// Reads a pooling knob from the environment under the same name `spin up`
+/// uses, so an operator's tuning carries over unchanged.
+fn env_knob<T: std::str::FromStr>(name: &str, default: T) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(val) => val
+            .parse()
+            .unwrap_or_else(|e| panic!("failed to parse env var `{name}={val}`: {e}")),
+        Err(_) => default,
+    }
+}
+
+/// The pooling limits `spin up` uses (spin-core's `Config::default`): every
+/// total is derived from `SPIN_MAX_INSTANCE_COUNT` (1000 concurrent component
+/// instances) and each can be overridden by the same environment variable.
+/// Core instances get four slots per component instance because a Rust
+/// wasip2 component instantiates several core modules.
+fn spin_pooling_config() -> PoolingAllocationConfig {
+    let max_instances: u32 = env_knob("SPIN_MAX_INSTANCE_COUNT", 1_000);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(env_knob("SPIN_WASMTIME_INSTANCE_COUNT", max_instances))
+        .total_memories(env_knob("SPIN_WASMTIME_TOTAL_MEMORIES", max_instances))
+        .total_tables(env_knob("SPIN_WASMTIME_TOTAL_TABLES", 2 * max_instances))
+        .total_stacks(env_knob("SPIN_WASMTIME_TOTAL_STACKS", max_instances))
+        .total_core_instances(env_knob(
+            "SPIN_WASMTIME_TOTAL_CORE_INSTANCES",
+            4 * max_instances,
+        ))
+        .table_elements(env_knob("SPIN_WASMTIME_INSTANCE_TABLE_ELEMENTS", 100_000))
+        .max_component_instance_size(env_knob("SPIN_WASMTIME_INSTANCE_SIZE", 10 * MB))
+        .max_core_instance_size(env_knob("SPIN_WASMTIME_CORE_INSTANCE_SIZE", 10 * MB))
+        .max_core_instances_per_component(env_knob("SPIN_WASMTIME_CORE_INSTANCE_COUNT", 200))
+        .max_tables_per_component(env_knob("SPIN_WASMTIME_INSTANCE_TABLES", 64))
+        .max_memories_per_component(env_knob("SPIN_WASMTIME_INSTANCE_MEMORIES", 32))
+        .max_tables_per_module(env_knob("SPIN_WASMTIME_MAX_TABLES_PER_MODULE", 2))
+        .max_memories_per_module(env_knob("SPIN_WASMTIME_MAX_MEMORIES_PER_MODULE", 2))
+        .max_memory_size(4 * GB)
+        .linear_memory_keep_resident(env_knob(
+            "SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT",
+            2 * MB,
+        ))
+        .table_keep_resident(env_knob("SPIN_WASMTIME_TABLE_KEEP_RESIDENT", MB / 2));
+    pool
+}
+
 fn build_engine(pooling: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.parallel_compilation(true);
     if pooling {
-        // Enough slots for many concurrent requests plus guests that keep
-        // running after responding; memory is reserved, not committed.
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(1000)
-            .total_core_instances(1000)
-            .total_memories(1000)
-            .total_tables(1000)
-            .total_stacks(1000)
-            .max_core_instances_per_component(50)
-            .max_memories_per_component(10)
-            .max_tables_per_component(50)
-            .max_memory_size(1 << 30)
-            .table_elements(100_000)
-            .max_component_instance_size(1 << 20)
-            .max_core_instance_size(1 << 20);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(spin_pooling_config()));
     }
     Engine::new(&config).map_err(anyhow::Error::from)
 }
 
-/// The shared engine. Pooling is used unless `SPIN_HOST_POOLING=0`; if the
+/// The shared engine. Pooling is used unless `SPIN_WASMTIME_POOLING=0` (Spin's switch); if the
 /// pooling reservation fails (e.g. a restricted address space) we fall back
 /// to on-demand allocation rather than refusing to run.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let want_pooling = std::env::var("SPIN_HOST_POOLING")
+        let want_pooling = std::env::var("SPIN_WASMTIME_POOLING")
             .map(|v| v != "0")
             .unwrap_or(true);
         let engine = match build_engine(want_pooling) {
