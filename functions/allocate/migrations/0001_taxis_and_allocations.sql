@@ -1,4 +1,3 @@
--- NB: the migration runner splits statements on semicolons: keep them out of comments.
 -- Taxis drivers registered. taxi_num is the plate (unique), status is Available or Busy.
 CREATE TABLE taxis (
     taxi_id TEXT PRIMARY KEY,

@@ -1,4 +1,3 @@
--- (No semicolon inside a comment: the migration runner splits statements on it.)
 -- The broker's log: every accepted CloudEvent, in arrival order. seq is the local
 -- stand-in for the Kafka offset (sent as knativekafkaoffset).
 CREATE TABLE broker_events (

@@ -396,18 +396,3 @@ pub fn events(
     }
     Ok(out)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn migration_comments_hold_no_semicolon() {
-        // The shared runner splits statements on `;`, comments included.
-        for m in MIGRATIONS {
-            for line in m.sql.lines().filter(|l| l.trim_start().starts_with("--")) {
-                assert!(!line.contains(';'), "{}: {line}", m.id);
-            }
-        }
-    }
-}

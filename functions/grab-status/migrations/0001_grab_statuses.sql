@@ -1,4 +1,3 @@
--- NB: the migration runner splits statements on semicolons: keep them out of comments.
 -- One row per ride, built only from events. `facts` is the JSON GrabFacts (what each event
 -- said), statuses are derived from it on read. The other columns are derived copies kept
 -- for filtering and ordering lists.

@@ -26,6 +26,10 @@ pub const PLATFORM_MIGRATIONS: &[Migration] = &[
         id: "platform/0003_idempotency",
         sql: include_str!("../../migrations/0003_idempotency.sql"),
     },
+    Migration {
+        id: "platform/0004_outbox_lease",
+        sql: include_str!("../../migrations/0004_outbox_lease.sql"),
+    },
 ];
 
 /// A component's database connection.
@@ -33,12 +37,52 @@ pub struct Db {
     conn: Connection,
 }
 
-/// Split a migration file into statements (no statement of ours contains `;` inside).
-fn statements(sql: &str) -> impl Iterator<Item = &str> {
-    sql.split(';').map(str::trim).filter(|s| {
-        s.lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
-    })
+/// Split a migration file into statements: `;` ends a statement unless it is inside a
+/// quoted string, an identifier or a `--` / `/* */` comment; comments are dropped.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' | '`' => {
+                cur.push(c);
+                for d in chars.by_ref() {
+                    cur.push(d);
+                    // A doubled quote is an escaped quote: the next pass reopens it.
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        cur.push('\n');
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = '\0';
+                for d in chars.by_ref() {
+                    if prev == '*' && d == '/' {
+                        break;
+                    }
+                    prev = d;
+                }
+                cur.push(' ');
+            }
+            ';' => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl Db {
@@ -70,7 +114,7 @@ impl Db {
                 )?;
                 if seen.rows.is_empty() {
                     for stmt in statements(m.sql) {
-                        tx.exec(stmt, &[]).with_context(|| format!("migration {}", m.id))?;
+                        tx.exec(&stmt, &[]).with_context(|| format!("migration {}", m.id))?;
                     }
                     tx.exec(
                         "INSERT INTO schema_migrations (id, applied_at) VALUES (?, datetime('now'))",
@@ -170,9 +214,28 @@ mod tests {
 
     #[test]
     fn migrations_split_into_statements_without_comments() {
-        let sql = "-- a table\nCREATE TABLE a (x);\n\nCREATE INDEX i ON a (x);\n-- trailing\n";
-        let s: Vec<_> = statements(sql).collect();
-        assert_eq!(s.len(), 2);
-        assert!(s[1].ends_with("ON a (x)"));
+        let sql = "-- a table; with a semicolon\nCREATE TABLE a (x); /* b; c */\n\nCREATE INDEX i ON a (x);\n-- trailing\n";
+        let s = statements(sql);
+        assert_eq!(s, ["CREATE TABLE a (x)", "CREATE INDEX i ON a (x)"]);
+    }
+
+    #[test]
+    fn semicolons_inside_strings_do_not_split() {
+        let sql = "INSERT INTO t VALUES ('a;b', 'it''s; fine'); SELECT \"x;y\" FROM t -- done;\n";
+        let s = statements(sql);
+        assert_eq!(
+            s,
+            [
+                "INSERT INTO t VALUES ('a;b', 'it''s; fine')",
+                "SELECT \"x;y\" FROM t"
+            ]
+        );
+    }
+
+    #[test]
+    fn every_platform_migration_has_statements() {
+        for m in PLATFORM_MIGRATIONS {
+            assert!(!statements(m.sql).is_empty(), "{}", m.id);
+        }
     }
 }

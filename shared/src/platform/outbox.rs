@@ -2,6 +2,11 @@
 //! state change; [`flush`] runs after commit (and from `POST /outbox/flush/<id>`, which a
 //! Knative PingSource calls) and POSTs pending rows to the broker in binary mode until it
 //! accepts them. Rows keep their deterministic event ids, so a resend dedupes downstream.
+//!
+//! A flush claims its rows with a lease before sending, so instances flushing at once (a
+//! burst of requests, or a request racing the PingSource) send disjoint rows instead of
+//! each re-sending the whole backlog. A lease left by a crashed instance expires after
+//! [`LEASE`] and a later flush sends those rows.
 
 use super::client::{self, OutboundRequest};
 use super::db::{int, text, Db};
@@ -13,6 +18,13 @@ use std::time::Duration;
 
 /// How long one delivery to the broker may take.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a flush owns the rows it claimed. Longer than a few broker calls, short enough
+/// that rows claimed by an instance that died go out on a PingSource flush soon after.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// The database clock in epoch milliseconds (SQLite and libSQL alike).
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
 /// What a flush did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,13 +51,26 @@ pub fn enqueue(tx: &Db, env: &Envelope) -> anyhow::Result<()> {
     )
 }
 
-/// Deliver up to `limit` pending rows, oldest first, to `broker_url`. Stops at the first
-/// transport failure (the broker is down: the rest would fail too); a refused event is
-/// recorded and the next one tried.
+/// Deliver up to `limit` pending rows, oldest first, to `broker_url`. Rows another flush
+/// holds a live lease on are skipped. Stops at the first transport failure (the broker is
+/// down: the rest would fail too); a refused event is recorded and the next one tried.
+/// Whatever this flush claimed but did not send is released for the next flush.
 pub fn flush(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<FlushReport> {
+    let owner = uuid::Uuid::new_v4().to_string();
+    db.exec(
+        &format!(
+            "UPDATE outbox SET lease_owner = ?, lease_until = {NOW_MS} + ? \
+             WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NULL AND lease_until <= {NOW_MS} ORDER BY seq LIMIT ?)"
+        ),
+        &[
+            text(owner.clone()),
+            int(LEASE.as_millis() as i64),
+            int(limit as i64),
+        ],
+    )?;
     let rows = db.query(
-        "SELECT event_id, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
-        &[int(limit as i64)],
+        "SELECT event_id, envelope FROM outbox WHERE lease_owner = ? AND sent_at IS NULL ORDER BY seq",
+        &[text(owner.clone())],
     )?;
     let mut report = FlushReport::default();
     for row in rows.rows() {
@@ -63,7 +88,7 @@ pub fn flush(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<FlushRep
         match outcome {
             Ok(resp) if (200..300).contains(&resp.status) => {
                 db.exec(
-                    "UPDATE outbox SET sent_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), attempts = attempts + 1 WHERE event_id = ?",
+                    "UPDATE outbox SET sent_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), attempts = attempts + 1, lease_owner = NULL, lease_until = 0 WHERE event_id = ?",
                     &[text(id)],
                 )?;
                 report.sent += 1;
@@ -79,6 +104,10 @@ pub fn flush(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<FlushRep
             }
         }
     }
+    db.exec(
+        "UPDATE outbox SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND sent_at IS NULL",
+        &[text(owner)],
+    )?;
     report.pending = pending(db)?;
     Ok(report)
 }

@@ -317,6 +317,62 @@ async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_flushes_of_a_backlog_send_each_event_to_the_broker_once() {
+    let s = Saga::start().await.unwrap();
+    for i in 0..4 {
+        s.register_taxi(&format!("서울92차92{i:02}"), 37.556, 126.972)
+            .await
+            .unwrap();
+    }
+    let down = s.fault(fault("broker", Fault::Respond { status: 503 }, None));
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let a = s
+            .request_grab(&format!("010-6000-{i:04}"), 15_000)
+            .await
+            .unwrap();
+        assert_eq!(a.status, 201, "{}", a.text);
+        ids.push(id_of(&a));
+    }
+    s.app().faults().clear(down);
+    // The PingSource, a retried request and a new ride can all flush one outbox at once.
+    let reports = join_all((0..6).flat_map(|_| ["grab", "pay"]).map(|c| {
+        let s = &s;
+        async move {
+            s.post_raw(&format!("/outbox/flush/{c}"), b"", &[])
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let mut sent = 0;
+    for r in &reports {
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["failed"], json!(0), "{}", r.text);
+        sent += r.body["sent"].as_u64().unwrap();
+    }
+    assert_eq!(
+        sent,
+        2 * ids.len() as u64,
+        "each GrabRequested and PaymentApproved is sent by exactly one flush: {:?}",
+        reports.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    settle(&s, &ids).await;
+    let log = s.get("/broker/events?limit=500").await.unwrap();
+    assert_eq!(log.status, 200, "{}", log.text);
+    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    for ev in log.body.as_array().unwrap() {
+        let key = format!("{} {}", ev["attributes"]["source"], ev["attributes"]["id"]);
+        *seen.entry(key).or_default() += 1;
+    }
+    let resent: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        resent.is_empty(),
+        "events the broker received twice: {resent:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_grabs_for_ten_taxis_allocate_exactly_ten() {
     // 50 riders at once on 2 cores: give pay room, this test is about allocation.
     let s = Saga::start_with(vec![
