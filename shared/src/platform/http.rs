@@ -123,10 +123,51 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
             return Err(ApiError::UnsupportedMediaType(ct));
         }
     }
-    serde_json::from_slice(req.body()).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::invalid("body", e.to_string()),
-        _ => ApiError::Malformed(format!("body is not valid JSON: {e}")),
-    })
+    parse_json(req.body())
+}
+
+/// The JSON half of [`json_body`]: shape errors name the field by its path
+/// (`pickup.lat`, `stops[1]`), syntax errors are 400.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let reason = strip_position(&inner.to_string());
+                ApiError::invalid(field_of(&path, &reason), reason)
+            }
+            _ => ApiError::Malformed(format!("body is not valid JSON: {inner}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::Malformed(format!("body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line L column C"; the field name says where already.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// The field a shape error is about: the path serde was at, plus the field a
+/// "missing field `x`" / "unknown field `x`" message names.
+fn field_of(path: &str, reason: &str) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| reason.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next());
+    let base = if path == "." { "" } else { path };
+    match (base, named) {
+        ("", Some(name)) => name.to_owned(),
+        (b, Some(name)) if !b.ends_with(name) => format!("{b}.{name}"),
+        ("", None) => "body".to_owned(),
+        (b, _) => b.to_owned(),
+    }
 }
 
 /// Decode the request as a CloudEvent (binary or structured mode); refusals are 400.
@@ -215,4 +256,82 @@ pub fn health(
         &serde_json::json!({ "status": "ok", "component": ctx.component }),
         ctx,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Point {
+        lat: f64,
+        lng: f64,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Ride {
+        phone: String,
+        pickup: Point,
+        stops: Vec<Point>,
+    }
+
+    fn field(body: &str) -> (u16, Option<String>, String) {
+        let e = parse_json::<Ride>(body.as_bytes()).unwrap_err();
+        let p = e.problem(None);
+        (e.status(), p.field, p.detail)
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_nested_field() {
+        let (status, f, detail) =
+            field(r#"{"phone":"010","pickup":{"lat":"x","lng":1},"stops":[]}"#);
+        assert_eq!((status, f.as_deref()), (422, Some("pickup.lat")));
+        assert!(!detail.contains("line 1"), "{detail}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_with_its_parent() {
+        assert_eq!(
+            field(r#"{"phone":"010","pickup":{"lat":1},"stops":[]}"#)
+                .1
+                .as_deref(),
+            Some("pickup.lng")
+        );
+        assert_eq!(
+            field(r#"{"pickup":{"lat":1,"lng":2},"stops":[]}"#)
+                .1
+                .as_deref(),
+            Some("phone")
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_list_items_are_named() {
+        assert_eq!(
+            field(r#"{"phone":"010","pickup":{"lat":1,"lng":2},"stops":[],"tip":5}"#)
+                .1
+                .as_deref(),
+            Some("tip")
+        );
+        assert_eq!(
+            field(r#"{"phone":"010","pickup":{"lat":1,"lng":2},"stops":[{"lat":1,"lng":true}]}"#)
+                .1
+                .as_deref(),
+            Some("stops[0].lng")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_trailing_garbage_are_400() {
+        assert_eq!(field(r#"{"phone":"#).0, 400);
+        assert_eq!(
+            field(r#"{"phone":"0","pickup":{"lat":1,"lng":2},"stops":[]} x"#).0,
+            400
+        );
+    }
 }

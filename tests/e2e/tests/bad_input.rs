@@ -356,3 +356,44 @@ async fn a_bad_correlation_id_is_refused_not_echoed() {
     a.assert_problem(422);
     assert_eq!(a.header("x-correlation-id"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_422_names_the_field_the_client_got_wrong() {
+    let s = Saga::start().await.unwrap();
+    let cases = [
+        (
+            grab_with(|b| b["startingPoint"]["lat"] = json!("north")),
+            "startingPoint.lat",
+        ),
+        (
+            grab_with(|b| {
+                b["destination"].as_object_mut().unwrap().remove("lng");
+            }),
+            "destination.lng",
+        ),
+        (
+            grab_with(|b| {
+                b.as_object_mut().unwrap().remove("estimatedFee");
+            }),
+            "estimatedFee",
+        ),
+        (
+            grab_with(|b| b["estimatedFee"] = json!(12.5)),
+            "estimatedFee",
+        ),
+    ];
+    for (body, want) in cases {
+        let a = s.post("/grabs", &body).await.unwrap();
+        a.assert_problem(422);
+        assert_eq!(a.body["field"], json!(want), "{body}: {}", a.text);
+    }
+    let taxi = s
+        .post(
+            "/taxis",
+            &json!({"taxiNum": "서울10가1000", "location": {"lat": 37.5}}),
+        )
+        .await
+        .unwrap();
+    taxi.assert_problem(422);
+    assert_eq!(taxi.body["field"], json!("location.lng"), "{}", taxi.text);
+}
