@@ -169,14 +169,5 @@ pub fn accept(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
 pub fn flush_outbox(ctx: &RequestContext) -> Result<Response, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
-    let report = outbox::flush(&db, &config.broker_url, 100)?;
-    log!(
-        COMPONENT,
-        ctx.correlation,
-        "outbox flush: sent {} failed {} pending {}",
-        report.sent,
-        report.failed,
-        report.pending
-    );
-    Ok(http::json(200, &report, ctx))
+    outbox::flush_route(COMPONENT, ctx, &db, &config.broker_url)
 }

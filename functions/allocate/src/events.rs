@@ -16,45 +16,25 @@ use htaxi_shared::events::{DomainEvent, Envelope, GrabCancelled, PaymentApproved
 use htaxi_shared::ids::{AllocationId, CorrelationId};
 use htaxi_shared::log;
 use htaxi_shared::platform::db::Db;
-use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::platform::http::{self, EventOutcome, RequestContext};
 use htaxi_shared::platform::inbox::{self, Delivery};
 use htaxi_shared::platform::outbox;
 use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
 
-/// What a delivery did, for the `htaxi-outcome` header and the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// The inbox had seen this (source, id).
-    Duplicate,
-    /// The decision changed state; the word names what happened.
-    Applied(&'static str),
-    /// Irrelevant in the grab's current state (e.g. a late PaymentApproved after a cancel).
-    Ignored,
-}
-
-impl Outcome {
-    fn of(events: &[AllocationEvent]) -> Self {
-        let word = |e: &AllocationEvent| match e {
-            AllocationEvent::TaxiAllocated { .. } => "allocated",
-            AllocationEvent::AllocationFailed(_) => "failed",
-            AllocationEvent::GrabTombstoned { .. } => "tombstoned",
-            AllocationEvent::AllocationCancelled(_) => "cancelled",
-            AllocationEvent::RideStarted(_) => "started",
-        };
-        // The last event is the most telling one (a cancel tombstones, then releases).
-        events
-            .last()
-            .map_or(Outcome::Ignored, |e| Outcome::Applied(word(e)))
-    }
-
-    fn word(self) -> &'static str {
-        match self {
-            Outcome::Duplicate => "duplicate",
-            Outcome::Applied(w) => w,
-            Outcome::Ignored => "ignored",
-        }
-    }
+/// What a decision did, for the `htaxi-outcome` header and the log. The last event is
+/// the most telling one (a cancel tombstones, then releases).
+fn outcome_of(events: &[AllocationEvent]) -> EventOutcome {
+    let word = |e: &AllocationEvent| match e {
+        AllocationEvent::TaxiAllocated { .. } => "allocated",
+        AllocationEvent::AllocationFailed(_) => "failed",
+        AllocationEvent::GrabTombstoned { .. } => "tombstoned",
+        AllocationEvent::AllocationCancelled(_) => "cancelled",
+        AllocationEvent::RideStarted(_) => "started",
+    };
+    events
+        .last()
+        .map_or(EventOutcome::Ignored, |e| EventOutcome::Applied(word(e)))
 }
 
 /// `POST /events/allocate`.
@@ -80,9 +60,7 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
         env.id,
         outcome.word()
     );
-    let mut resp = http::empty(204, &ctx);
-    resp.set_header("htaxi-outcome", outcome.word());
-    Ok(resp)
+    Ok(http::event_handled(&ctx, outcome))
 }
 
 /// PaymentApproved: in ONE transaction (BEGIN IMMEDIATE), record the delivery, load the
@@ -91,14 +69,14 @@ fn on_payment_approved(
     ctx: &RequestContext,
     env: &Envelope,
     e: PaymentApproved,
-) -> Result<Outcome, ApiError> {
+) -> Result<EventOutcome, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
     let now = crate::now();
     let area = bounding_box(&e.starting_point, config.allocation_radius_m);
     let outcome = db.transaction(|tx| {
         if inbox::record(tx, env)? == Delivery::Duplicate {
-            return Ok::<_, ApiError>(Outcome::Duplicate);
+            return Ok::<_, ApiError>(EventOutcome::Duplicate);
         }
         let state = db::grab_state(tx, &e.grab_id)?;
         let cmd = AllocateTaxi {
@@ -118,7 +96,7 @@ fn on_payment_approved(
             ctx.traceparent.as_deref(),
             now,
         )?;
-        Ok(Outcome::of(&events))
+        Ok(outcome_of(&events))
     })?;
     flush_after_commit(&db, &config, &ctx.correlation);
     Ok(outcome)
@@ -129,13 +107,13 @@ fn on_grab_cancelled(
     ctx: &RequestContext,
     env: &Envelope,
     e: GrabCancelled,
-) -> Result<Outcome, ApiError> {
+) -> Result<EventOutcome, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
     let now = crate::now();
     let outcome = db.transaction(|tx| {
         if inbox::record(tx, env)? == Delivery::Duplicate {
-            return Ok::<_, ApiError>(Outcome::Duplicate);
+            return Ok::<_, ApiError>(EventOutcome::Duplicate);
         }
         let state = db::grab_state(tx, &e.grab_id)?;
         let cmd = CancelGrab {
@@ -151,7 +129,7 @@ fn on_grab_cancelled(
             ctx.traceparent.as_deref(),
             now,
         )?;
-        Ok(Outcome::of(&events))
+        Ok(outcome_of(&events))
     })?;
     flush_after_commit(&db, &config, &ctx.correlation);
     Ok(outcome)
@@ -199,21 +177,7 @@ fn describe(event: &AllocationEvent) -> String {
     }
 }
 
-/// Deliver pending outbox rows after a commit. A failure only delays delivery (rows stay
-/// pending for the next request or `POST /outbox/flush/allocate`), so it is logged, not raised.
+/// Deliver pending outbox rows after a commit (a broker outage is logged, not raised).
 pub fn flush_after_commit(db: &Db, config: &Config, correlation: &CorrelationId) {
-    match outbox::flush(db, &config.broker_url, 50) {
-        Ok(r) if r.failed > 0 => log!(
-            COMPONENT,
-            correlation,
-            "outbox: broker unavailable, {} event(s) pending for retry",
-            r.pending
-        ),
-        Ok(_) => {}
-        Err(e) => log!(
-            COMPONENT,
-            correlation,
-            "outbox flush failed, will retry: {e:#}"
-        ),
-    }
+    outbox::flush_after_commit(COMPONENT, correlation, db, &config.broker_url);
 }

@@ -9,7 +9,7 @@ use htaxi_shared::domain::grab_status::{derive, AppliedEvent, GrabFacts, Recorde
 use htaxi_shared::events::DomainEvent;
 use htaxi_shared::ids::CorrelationId;
 use htaxi_shared::log;
-use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::platform::http::{self, EventOutcome, RequestContext};
 use htaxi_shared::platform::inbox::{self, Delivery};
 use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
@@ -39,7 +39,7 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
         }
         Ok(Some((recorded, derive(&grab, &facts))))
     })?;
-    let word = match &outcome {
+    let handled = match &outcome {
         Some((Recorded::Applied, view)) => {
             log!(
                 COMPONENT,
@@ -50,7 +50,7 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
                 view.payment_status,
                 view.allocation_status
             );
-            "applied"
+            EventOutcome::Applied("applied")
         }
         Some((Recorded::AlreadyApplied, _)) | None => {
             log!(
@@ -60,10 +60,8 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
                 env.event_type,
                 env.id
             );
-            "duplicate"
+            EventOutcome::Duplicate
         }
     };
-    let mut resp = http::empty(204, &ctx);
-    resp.set_header("htaxi-outcome", word);
-    Ok(resp)
+    Ok(http::event_handled(&ctx, handled))
 }

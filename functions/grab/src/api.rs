@@ -23,7 +23,6 @@ use serde::Serialize;
 use spin_sdk::http::{Method, Request, Response};
 
 /// How many outbox rows one request delivers after its commit.
-const FLUSH_BATCH: usize = 50;
 /// The idempotency scope of `POST /grabs`.
 const IDEMPOTENCY_SCOPE: &str = "POST /grabs";
 /// `GET /grabs?phoneNumber=`: default and largest page.
@@ -301,16 +300,7 @@ pub fn flush_outbox(ctx: &RequestContext) -> Result<Response, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
     reconcile_stale(ctx, &db, &config)?;
-    let report = outbox::flush(&db, &config.broker_url, FLUSH_BATCH)?;
-    log!(
-        COMPONENT,
-        ctx.correlation,
-        "outbox flush: sent={} failed={} pending={}",
-        report.sent,
-        report.failed,
-        report.pending
-    );
-    Ok(http::json(200, &report, ctx))
+    outbox::flush_route(COMPONENT, ctx, &db, &config.broker_url)
 }
 
 /// Grabs left `Requested` by an instance that died before recording pay's answer are
@@ -322,7 +312,7 @@ fn reconcile_stale(ctx: &RequestContext, db: &Db, config: &Config) -> Result<(),
             + grab::pay_retry_backoff_ms(config.pay_max_attempts));
     let cutoff =
         Utc::now() - chrono::Duration::milliseconds((longest_call_ms + STALE_MARGIN_MS) as i64);
-    for stale in db::stale_requested(db, cutoff, FLUSH_BATCH as u32)? {
+    for stale in db::stale_requested(db, cutoff, outbox::BATCH as u32)? {
         db.transaction(|tx| -> Result<(), ApiError> {
             let Some(current) = db::find(tx, &stale.id)? else {
                 return Ok(());
@@ -408,14 +398,5 @@ pub fn enqueue(tx: &Db, ctx: &RequestContext, event: &DomainEvent) -> anyhow::Re
 
 /// Deliver what this request enqueued. A broker outage is fine: rows stay pending.
 pub fn flush_after_commit(ctx: &RequestContext, db: &Db, config: &Config) {
-    match outbox::flush(db, &config.broker_url, FLUSH_BATCH) {
-        Ok(r) if r.failed > 0 => log!(
-            COMPONENT,
-            ctx.correlation,
-            "outbox: broker unavailable, {} event(s) pending",
-            r.pending
-        ),
-        Ok(_) => {}
-        Err(e) => log!(COMPONENT, ctx.correlation, "outbox flush failed: {e:#}"),
-    }
+    outbox::flush_after_commit(COMPONENT, &ctx.correlation, db, &config.broker_url);
 }

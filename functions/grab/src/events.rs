@@ -8,7 +8,7 @@ use crate::COMPONENT;
 use htaxi_shared::domain::grab;
 use htaxi_shared::events::{DomainEvent, Envelope, EventType};
 use htaxi_shared::log;
-use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::platform::http::{self, EventOutcome, RequestContext};
 use htaxi_shared::platform::inbox::{self, Delivery};
 use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
@@ -19,26 +19,6 @@ const SUBSCRIBED: [EventType; 3] = [
     EventType::RideStarted,
     EventType::AllocationFailed,
 ];
-
-/// What happened to a delivered event (also sent as the `htaxi-outcome` header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Applied,
-    Duplicate,
-    Ignored,
-    UnknownGrab,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
-            Outcome::UnknownGrab => "unknown-grab",
-        }
-    }
-}
 
 /// Decode, dispatch and apply one CloudEvent.
 pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
@@ -60,17 +40,17 @@ fn apply(ctx: &RequestContext, env: &Envelope) -> Result<Response, ApiError> {
     let db = db::open()?;
     let (outcome, status) = db.transaction(|tx| -> Result<_, ApiError> {
         if inbox::record(tx, env)? == Delivery::Duplicate {
-            return Ok((Outcome::Duplicate, None));
+            return Ok((EventOutcome::Duplicate, None));
         }
         let Some(current) = db::find(tx, &grab_id)? else {
-            return Ok((Outcome::UnknownGrab, None));
+            return Ok((EventOutcome::Skipped("unknown-grab"), None));
         };
         let next = grab::apply(&current, &event);
         if next == current {
-            return Ok((Outcome::Ignored, Some(current.status)));
+            return Ok((EventOutcome::Ignored, Some(current.status)));
         }
         db::update(tx, &next)?;
-        Ok((Outcome::Applied, Some(next.status)))
+        Ok((EventOutcome::Applied("applied"), Some(next.status)))
     })?;
     log!(
         COMPONENT,
@@ -78,12 +58,10 @@ fn apply(ctx: &RequestContext, env: &Envelope) -> Result<Response, ApiError> {
         "{} {} for grab {grab_id}: {}{}",
         env.event_type,
         env.id,
-        outcome.as_str(),
+        outcome.word(),
         status
             .map(|s| format!(" (grab is {})", s.as_str()))
             .unwrap_or_default()
     );
-    let mut resp = http::empty(200, ctx);
-    resp.set_header("htaxi-outcome", outcome.as_str());
-    Ok(resp)
+    Ok(http::event_handled(ctx, outcome))
 }

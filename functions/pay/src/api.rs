@@ -17,7 +17,6 @@ use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
 /// How many outbox rows one request delivers after its commit.
-const FLUSH_BATCH: usize = 50;
 
 /// A payment as the API shows it.
 #[derive(Debug, Serialize)]
@@ -141,16 +140,7 @@ pub fn find_payment(ctx: &RequestContext, req: &Request) -> Result<Response, Api
 pub fn flush_outbox(ctx: &RequestContext) -> Result<Response, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
-    let report = outbox::flush(&db, &config.broker_url, FLUSH_BATCH)?;
-    log!(
-        COMPONENT,
-        ctx.correlation,
-        "outbox flush: sent={} failed={} pending={}",
-        report.sent,
-        report.failed,
-        report.pending
-    );
-    Ok(http::json(200, &report, ctx))
+    outbox::flush_route(COMPONENT, ctx, &db, &config.broker_url)
 }
 
 /// `GET /health/pay`: 200 once the config reads and the database migrates.
@@ -163,16 +153,7 @@ pub fn health(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError>
 
 /// Deliver what this request enqueued. A broker outage is fine: rows stay pending.
 pub fn flush_after_commit(ctx: &RequestContext, db: &Db, config: &Config) {
-    match outbox::flush(db, &config.broker_url, FLUSH_BATCH) {
-        Ok(r) if r.failed > 0 => log!(
-            COMPONENT,
-            ctx.correlation,
-            "outbox: broker unavailable, {} event(s) pending",
-            r.pending
-        ),
-        Ok(_) => {}
-        Err(e) => log!(COMPONENT, ctx.correlation, "outbox flush failed: {e:#}"),
-    }
+    outbox::flush_after_commit(COMPONENT, &ctx.correlation, db, &config.broker_url);
 }
 
 /// Check `Authorization: Bearer <key>` in constant time; 401 otherwise.

@@ -10,29 +10,11 @@ use chrono::Utc;
 use htaxi_shared::domain::payment::{self, RefundPayment, RefundTrigger};
 use htaxi_shared::events::DomainEvent;
 use htaxi_shared::log;
-use htaxi_shared::platform::http::{self, RequestContext};
+use htaxi_shared::platform::http::{self, EventOutcome, RequestContext};
 use htaxi_shared::platform::inbox::{self, Delivery};
 use htaxi_shared::platform::outbox;
 use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
-
-/// What happened to a delivered event (also sent as the `htaxi-outcome` header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Applied,
-    Duplicate,
-    Ignored,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
-        }
-    }
-}
 
 /// Decode, dispatch and apply one CloudEvent.
 pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
@@ -64,9 +46,9 @@ fn apply(ctx: &RequestContext, env: &htaxi_shared::events::Envelope) -> Result<R
     };
     let config = Config::load()?;
     let db = db::open()?;
-    let outcome = db.transaction(|tx| -> Result<Outcome, ApiError> {
+    let outcome = db.transaction(|tx| -> Result<EventOutcome, ApiError> {
         if inbox::record(tx, env)? == Delivery::Duplicate {
-            return Ok(Outcome::Duplicate);
+            return Ok(EventOutcome::Duplicate);
         }
         let state = db::load_state(tx, &cmd.grab_id)?;
         let decided = payment::decide_refund(&state, &cmd, Utc::now());
@@ -79,9 +61,9 @@ fn apply(ctx: &RequestContext, env: &htaxi_shared::events::Envelope) -> Result<R
             }
         }
         Ok(if decided.is_empty() {
-            Outcome::Ignored
+            EventOutcome::Ignored
         } else {
-            Outcome::Applied
+            EventOutcome::Applied("refunded")
         })
     })?;
     log!(
@@ -91,12 +73,10 @@ fn apply(ctx: &RequestContext, env: &htaxi_shared::events::Envelope) -> Result<R
         env.event_type,
         env.id,
         cmd.grab_id,
-        outcome.as_str()
+        outcome.word()
     );
-    if outcome == Outcome::Applied {
+    if outcome.changed() {
         flush_after_commit(ctx, &db, &config);
     }
-    let mut resp = http::empty(200, ctx);
-    resp.set_header("htaxi-outcome", outcome.as_str());
-    Ok(resp)
+    Ok(http::event_handled(ctx, outcome))
 }

@@ -200,6 +200,46 @@ pub fn empty(status: u16, ctx: &RequestContext) -> Response {
         .build()
 }
 
+/// The header a consumer's answer to a delivered event names what it did with it.
+pub const OUTCOME_HEADER: &str = "htaxi-outcome";
+
+/// What a consumer did with a delivered CloudEvent, for the log and [`OUTCOME_HEADER`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// The state changed; the word says how (`applied`, `allocated`, `refunded`...).
+    Applied(&'static str),
+    /// The inbox had seen this (source, id): nothing changed.
+    Duplicate,
+    /// Irrelevant in the current state (e.g. a late approval after a cancel).
+    Ignored,
+    /// Nothing here to apply it to (e.g. `unknown-grab`); it is not an error to retry.
+    Skipped(&'static str),
+}
+
+impl EventOutcome {
+    /// The word sent in [`OUTCOME_HEADER`].
+    pub fn word(self) -> &'static str {
+        match self {
+            EventOutcome::Applied(w) | EventOutcome::Skipped(w) => w,
+            EventOutcome::Duplicate => "duplicate",
+            EventOutcome::Ignored => "ignored",
+        }
+    }
+
+    /// Whether state changed (and so the outbox may have something to send).
+    pub fn changed(self) -> bool {
+        matches!(self, EventOutcome::Applied(_))
+    }
+}
+
+/// The answer to a handled CloudEvent: `204` with no body (a Knative broker treats a reply
+/// body as a new event to route) and the outcome in [`OUTCOME_HEADER`].
+pub fn event_handled(ctx: &RequestContext, outcome: EventOutcome) -> Response {
+    let mut resp = empty(204, ctx);
+    resp.set_header(OUTCOME_HEADER, outcome.word());
+    resp
+}
+
 /// The problem+json answer for an error. Internal errors are logged with their cause chain.
 pub fn problem(err: &ApiError, component: &str, correlation: Option<&str>) -> Response {
     let corr = correlation.unwrap_or("-");

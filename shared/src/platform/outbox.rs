@@ -10,14 +10,21 @@
 
 use super::client::{self, OutboundRequest};
 use super::db::{int, text, Db};
+use super::http::{self, RequestContext};
 use crate::cloudevent;
 use crate::events::Envelope;
+use crate::ids::CorrelationId;
+use crate::problem::ApiError;
 use anyhow::Context;
 use serde::Serialize;
+use spin_sdk::http::Response;
 use std::time::Duration;
 
 /// How long one delivery to the broker may take.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many rows one flush sends at most; the rest wait for the next flush.
+pub const BATCH: usize = 100;
 
 /// How long a flush owns the rows it claimed. Longer than a few broker calls, short enough
 /// that rows claimed by an instance that died go out on a PingSource flush soon after.
@@ -123,4 +130,43 @@ fn record_failure(db: &Db, id: &str, error: &str) -> anyhow::Result<()> {
 pub fn pending(db: &Db) -> anyhow::Result<usize> {
     let r = db.query("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", &[])?;
     Ok(r.rows.first().and_then(|r| r.get::<i64>(0)).unwrap_or(0) as usize)
+}
+
+/// After a commit: deliver what is pending. A broker outage only delays delivery (rows
+/// stay for the next request or `POST /outbox/flush/<id>`), so it is logged, not raised.
+pub fn flush_after_commit(component: &str, correlation: &CorrelationId, db: &Db, broker_url: &str) {
+    match flush(db, broker_url, BATCH) {
+        Ok(r) if r.failed > 0 => crate::log!(
+            component,
+            correlation,
+            "outbox: broker unavailable, {} event(s) pending for retry",
+            r.pending
+        ),
+        Ok(_) => {}
+        Err(e) => crate::log!(
+            component,
+            correlation,
+            "outbox flush failed, will retry: {e:#}"
+        ),
+    }
+}
+
+/// The `POST /outbox/flush/<id>` answer: flush now and report what happened as JSON
+/// ([`FlushReport`]). Any request body is accepted (a Knative PingSource posts a CloudEvent).
+pub fn flush_route(
+    component: &str,
+    ctx: &RequestContext,
+    db: &Db,
+    broker_url: &str,
+) -> Result<Response, ApiError> {
+    let report = flush(db, broker_url, BATCH)?;
+    crate::log!(
+        component,
+        ctx.correlation,
+        "outbox flush: sent={} failed={} pending={}",
+        report.sent,
+        report.failed,
+        report.pending
+    );
+    Ok(http::json(200, &report, ctx))
 }
