@@ -272,17 +272,17 @@ async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
-    let s = Saga::start().await.unwrap();
-    for i in 0..3 {
-        s.register_taxi(&format!("서울91차91{i:02}"), 37.556, 126.972)
+/// `n` taxis, then `n` rides requested while the broker answers 503: riders are still
+/// served and every event waits in an outbox. Returns the fault (to clear) and grab ids.
+async fn rides_while_the_broker_is_down(s: &Saga, n: usize, plates: &str) -> (u64, Vec<String>) {
+    for i in 0..n {
+        s.register_taxi(&format!("{plates}{i:02}"), 37.556, 126.972)
             .await
             .unwrap();
     }
     let down = s.fault(fault("broker", Fault::Respond { status: 503 }, None));
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..n {
         let a = s.request_grab(PHONE, 15_000).await.unwrap();
         assert_eq!(
             a.status, 201,
@@ -291,6 +291,13 @@ async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
         );
         ids.push(id_of(&a));
     }
+    (down, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
+    let s = Saga::start().await.unwrap();
+    let (down, ids) = rides_while_the_broker_is_down(&s, 3, "서울91차91").await;
     let flush = s.post_raw("/outbox/flush/pay", b"", &[]).await.unwrap();
     assert!(
         flush.body["pending"].as_u64().unwrap_or(0) >= 3,
@@ -319,21 +326,7 @@ async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_flushes_of_a_backlog_send_each_event_to_the_broker_once() {
     let s = Saga::start().await.unwrap();
-    for i in 0..4 {
-        s.register_taxi(&format!("서울92차92{i:02}"), 37.556, 126.972)
-            .await
-            .unwrap();
-    }
-    let down = s.fault(fault("broker", Fault::Respond { status: 503 }, None));
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        let a = s
-            .request_grab(&format!("010-6000-{i:04}"), 15_000)
-            .await
-            .unwrap();
-        assert_eq!(a.status, 201, "{}", a.text);
-        ids.push(id_of(&a));
-    }
+    let (down, ids) = rides_while_the_broker_is_down(&s, 4, "서울92차92").await;
     s.app().faults().clear(down);
     // The PingSource, a retried request and a new ride can all flush one outbox at once.
     let reports = join_all((0..6).flat_map(|_| ["grab", "pay"]).map(|c| {
