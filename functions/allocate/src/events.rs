@@ -11,9 +11,10 @@ use crate::COMPONENT;
 use chrono::{DateTime, Utc};
 use htaxi_shared::domain::allocation::{
     bounding_box, decide_allocate, decide_cancel, AllocateTaxi, AllocationEvent, CancelGrab,
+    GrabAllocation,
 };
 use htaxi_shared::events::{DomainEvent, Envelope, GrabCancelled, PaymentApproved};
-use htaxi_shared::ids::{AllocationId, CorrelationId};
+use htaxi_shared::ids::{AllocationId, CorrelationId, GrabId};
 use htaxi_shared::log;
 use htaxi_shared::platform::db::Db;
 use htaxi_shared::platform::http::{self, EventOutcome, RequestContext};
@@ -63,22 +64,14 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
     Ok(http::event_handled(&ctx, outcome))
 }
 
-/// PaymentApproved: in ONE transaction (BEGIN IMMEDIATE), record the delivery, load the
-/// grab's state and the available taxis near the pickup point, decide, persist, enqueue.
+/// PaymentApproved: allocate the nearest available taxi within the radius, or fail.
 fn on_payment_approved(
     ctx: &RequestContext,
     env: &Envelope,
     e: PaymentApproved,
 ) -> Result<EventOutcome, ApiError> {
-    let config = Config::load()?;
-    let db = db::open()?;
-    let now = crate::now();
-    let area = bounding_box(&e.starting_point, config.allocation_radius_m);
-    let outcome = db.transaction(|tx| {
-        if inbox::record(tx, env)? == Delivery::Duplicate {
-            return Ok::<_, ApiError>(EventOutcome::Duplicate);
-        }
-        let state = db::grab_state(tx, &e.grab_id)?;
+    consume(ctx, env, &e.grab_id, |tx, state, config, now| {
+        let area = bounding_box(&e.starting_point, config.allocation_radius_m);
         let cmd = AllocateTaxi {
             grab_id: e.grab_id.clone(),
             payment_id: e.payment_id.clone(),
@@ -88,25 +81,39 @@ fn on_payment_approved(
             allocation_id: AllocationId::new_random(),
             now,
         };
-        let events = decide_allocate(&state, cmd).map_err(domain_error)?;
-        record_all(
-            tx,
-            &events,
-            &ctx.correlation,
-            ctx.traceparent.as_deref(),
-            now,
-        )?;
-        Ok(outcome_of(&events))
-    })?;
-    flush_after_commit(&db, &config, &ctx.correlation);
-    Ok(outcome)
+        decide_allocate(&state, cmd).map_err(domain_error)
+    })
 }
 
-/// GrabCancelled: tombstone the grab and release an active allocation, in one transaction.
+/// GrabCancelled: tombstone the grab and release an active allocation.
 fn on_grab_cancelled(
     ctx: &RequestContext,
     env: &Envelope,
     e: GrabCancelled,
+) -> Result<EventOutcome, ApiError> {
+    consume(ctx, env, &e.grab_id, |_, state, _, now| {
+        let cmd = CancelGrab {
+            grab_id: e.grab_id.clone(),
+            reason: e.reason.clone(),
+            now,
+        };
+        decide_cancel(&state, cmd).map_err(domain_error)
+    })
+}
+
+/// Every consumer's shape: in ONE transaction (BEGIN IMMEDIATE) record the delivery in the
+/// inbox (a duplicate stops there), load the grab's state, decide, persist and enqueue;
+/// then flush the outbox.
+fn consume(
+    ctx: &RequestContext,
+    env: &Envelope,
+    grab_id: &GrabId,
+    decide: impl FnOnce(
+        &Db,
+        GrabAllocation,
+        &Config,
+        DateTime<Utc>,
+    ) -> Result<Vec<AllocationEvent>, ApiError>,
 ) -> Result<EventOutcome, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
@@ -115,13 +122,8 @@ fn on_grab_cancelled(
         if inbox::record(tx, env)? == Delivery::Duplicate {
             return Ok::<_, ApiError>(EventOutcome::Duplicate);
         }
-        let state = db::grab_state(tx, &e.grab_id)?;
-        let cmd = CancelGrab {
-            grab_id: e.grab_id.clone(),
-            reason: e.reason.clone(),
-            now,
-        };
-        let events = decide_cancel(&state, cmd).map_err(domain_error)?;
+        let state = db::grab_state(tx, grab_id)?;
+        let events = decide(tx, state, &config, now)?;
         record_all(
             tx,
             &events,
