@@ -1,10 +1,10 @@
 //! The broker's HTTP handlers: ingress, flush, inspection, redelivery, health. Each one
-//! reads parse → load → persist → respond; delivery after an answer is handed back as
-//! [`After`] so the caller can run it once the response has gone out.
+//! reads parse → load → persist → respond; the first delivery attempts of an accepted
+//! event are handed back as [`Deliver`] for the caller to run before it answers.
 
 use crate::config::{Config, MANIFEST_DIR};
 use crate::db;
-use crate::dispatch::{self, Budget};
+use crate::dispatch;
 use crate::event::{self, StoredEvent};
 use crate::manifest::{self, ManifestError, Wiring};
 use htaxi_shared::platform::db::Db;
@@ -13,11 +13,10 @@ use htaxi_shared::problem::{ApiError, Problem};
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 
-/// After answering `POST /broker`, keep waiting this long for the event's own retries
-/// (covers the first three retries of the Broker's PT0.2S exponential backoff).
-const BACKGROUND_WINDOW_MS: i64 = 3_000;
-/// Attempts one background run may make (its own event's first, then other due rows).
-const BACKGROUND_MAX_ATTEMPTS: usize = 50;
+/// Attempts one ingress may make before answering: its own event's first attempts, then
+/// a few other due rows. Retries wait for their backoff and go out on a later ingress or
+/// `POST /broker/flush` (the retry timer).
+const INGRESS_MAX_ATTEMPTS: usize = 20;
 /// Attempts one `POST /broker/flush` may make.
 const FLUSH_MAX_ATTEMPTS: usize = 500;
 /// List limits.
@@ -41,29 +40,30 @@ impl<E: Into<ApiError>> From<E> for Refusal {
 /// A handler's answer.
 pub type Handled = Result<Response, Refusal>;
 
-/// Work to do after the response went out.
-pub struct After {
+/// Deliveries to attempt before answering. Spin ends a guest once its response has been
+/// sent (the instance is aborted when the response body is dropped), so nothing may be
+/// left for after the answer: the first attempts happen inside the request, retries on
+/// later requests.
+pub struct Deliver {
     db: Db,
     wiring: Wiring,
     prefer_seq: Option<i64>,
     correlation: String,
 }
 
-impl After {
-    /// Deliver due rows (this event's first), waiting for this event's retries that fall
-    /// due within the window.
+impl Deliver {
+    /// Deliver due rows, this event's first; never waits for a backoff.
     pub fn run(self) {
-        let budget = Budget {
-            max_attempts: BACKGROUND_MAX_ATTEMPTS,
-            wait_for: self
-                .prefer_seq
-                .map(|seq| (seq, dispatch::now_ms() + BACKGROUND_WINDOW_MS)),
-        };
-        match dispatch::run(&self.db, &self.wiring, self.prefer_seq, budget) {
+        match dispatch::run(
+            &self.db,
+            &self.wiring,
+            self.prefer_seq,
+            INGRESS_MAX_ATTEMPTS,
+        ) {
             Ok(r) => htaxi_shared::log!(
                 crate::COMPONENT,
                 self.correlation,
-                "background delivery: {} delivered, {} retried, {} dead-lettered, {} pending",
+                "delivery: {} delivered, {} retried, {} dead-lettered, {} pending",
                 r.delivered,
                 r.retried,
                 r.dead_lettered,
@@ -72,7 +72,7 @@ impl After {
             Err(e) => htaxi_shared::log!(
                 crate::COMPONENT,
                 self.correlation,
-                "background delivery stopped: {e:#}"
+                "delivery stopped: {e:#}"
             ),
         }
     }
@@ -138,10 +138,10 @@ fn only(req: &Request, method: Method, allow: &'static str) -> Result<(), Refusa
 }
 
 /// `POST /broker`: accept a CloudEvent (binary or structured), store it with one
-/// delivery row per matching Trigger in one transaction, answer 202; delivery follows
-/// in [`After`]. A Trigger that already has the same (source, id) pending or delivered
+/// delivery row per matching Trigger in one transaction, attempt delivery ([`Deliver`]),
+/// answer 202. A Trigger that already has the same (source, id) pending or delivered
 /// gets no second row (see the crate docs).
-pub fn ingest(ctx: &RequestContext, req: &Request, after: &mut Option<After>) -> Handled {
+pub fn ingest(ctx: &RequestContext, req: &Request, deliver: &mut Option<Deliver>) -> Handled {
     only(req, Method::Post, "POST")?;
     let wiring = wiring()?;
     let envelope = http::cloudevent(req)?;
@@ -191,7 +191,7 @@ pub fn ingest(ctx: &RequestContext, req: &Request, after: &mut Option<After>) ->
             )
         }
     );
-    *after = Some(After {
+    *deliver = Some(Deliver {
         db,
         wiring,
         prefer_seq: Some(seq),
@@ -217,11 +217,7 @@ pub fn flush(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Post, "POST")?;
     let wiring = wiring()?;
     let db = open()?;
-    let budget = Budget {
-        max_attempts: FLUSH_MAX_ATTEMPTS,
-        wait_for: None,
-    };
-    let report = dispatch::run(&db, &wiring, None, budget)?;
+    let report = dispatch::run(&db, &wiring, None, FLUSH_MAX_ATTEMPTS)?;
     if report
         != (dispatch::Report {
             pending: report.pending,
@@ -301,12 +297,12 @@ pub fn dead_letter(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled
 }
 
 /// `POST /broker/deadletters/{id}/redeliver`: the operator replays a dead letter. It is
-/// queued as a fresh delivery (attempts reset) and tried right after the 202.
+/// queued as a fresh delivery (attempts reset) and tried before the 202.
 pub fn redeliver(
     ctx: &RequestContext,
     req: &Request,
     raw_id: &str,
-    after: &mut Option<After>,
+    deliver: &mut Option<Deliver>,
 ) -> Handled {
     only(req, Method::Post, "POST")?;
     let id = delivery_id(raw_id)?;
@@ -329,7 +325,7 @@ pub fn redeliver(
         view.event_seq,
         view.subscriber
     );
-    *after = Some(After {
+    *deliver = Some(Deliver {
         db,
         wiring,
         prefer_seq: Some(view.event_seq),

@@ -215,15 +215,6 @@ fn opt_status(s: Option<u16>) -> Value {
     s.map(|s| int(i64::from(s))).unwrap_or(Value::Null)
 }
 
-/// When the earliest pending delivery of event `seq` is due (unix ms), if any.
-pub fn next_due_ms(db: &Db, seq: i64) -> anyhow::Result<Option<i64>> {
-    let r = db.query(
-        "SELECT MIN(MAX(next_attempt_ms, lease_until_ms)) FROM broker_deliveries WHERE status = 'pending' AND event_seq = ?",
-        &[int(seq)],
-    )?;
-    Ok(r.rows.first().and_then(|r| r.get::<i64>(0)))
-}
-
 /// Rows still waiting for delivery.
 pub fn count_pending(db: &Db) -> anyhow::Result<usize> {
     let r = db.query(

@@ -9,13 +9,10 @@ use crate::policy::{self, Attempt, DeadLetter, Next};
 use htaxi_shared::platform::client::{self, OutboundRequest, SendFailure};
 use htaxi_shared::platform::db::Db;
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A lease outlives the attempt's timeout by this much before another instance may retake it.
 const LEASE_SLACK_MS: i64 = 5_000;
-
-/// Longest single sleep while waiting for a retry to fall due.
-const MAX_NAP_MS: i64 = 1_000;
 
 /// What a delivery run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,19 +28,6 @@ pub struct Report {
     pub pending: usize,
 }
 
-/// How much a run may do.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    /// At most this many attempts.
-    pub max_attempts: usize,
-    /// Keep waiting for retries of this event (offset) that fall due before this instant
-    /// (unix ms). `None`: only what is due now. Only the instance that accepted an event
-    /// waits, and only for that event, so a storm of events cannot pin a crowd of
-    /// sleeping instances (the host's instance pool is finite); everything else is left
-    /// to the next ingress or to `POST /broker/flush`.
-    pub wait_for: Option<(i64, i64)>,
-}
-
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -52,12 +36,13 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Deliver due rows (those of event `prefer_seq` first) within `budget`.
+/// Deliver due rows (those of event `prefer_seq` first), at most `max_attempts` of them.
+/// Never sleeps: a retry that is not due yet is left to a later run.
 pub fn run(
     db: &Db,
     wiring: &Wiring,
     prefer_seq: Option<i64>,
-    budget: Budget,
+    max_attempts: usize,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let lease = |trigger: &str| {
@@ -67,24 +52,11 @@ pub fn run(
             .unwrap_or(0)
             + LEASE_SLACK_MS
     };
-    let mut made = 0;
-    while made < budget.max_attempts {
-        let now = now_ms();
-        if let Some(claimed) = db::claim_next(db, now, prefer_seq, lease)? {
-            attempt(db, wiring, &claimed, &mut report)?;
-            made += 1;
-            continue;
-        }
-        let Some((seq, until)) = budget.wait_for else {
+    for _ in 0..max_attempts {
+        let Some(claimed) = db::claim_next(db, now_ms(), prefer_seq, lease)? else {
             break;
         };
-        match db::next_due_ms(db, seq)? {
-            Some(due) if due <= until => {
-                let nap = (due - now).clamp(5, MAX_NAP_MS);
-                std::thread::sleep(Duration::from_millis(nap as u64));
-            }
-            _ => break,
-        }
+        attempt(db, wiring, &claimed, &mut report)?;
     }
     report.pending = db::count_pending(db)?;
     Ok(report)

@@ -1,12 +1,12 @@
 //! broker: the local-only stand-in for Knative's Kafka Broker, for `spin up` runs (never
 //! deployed; in the cluster the real broker does this). It reads the same Trigger and
 //! Broker manifests the cluster applies, accepts CloudEvents at `POST /broker`, stores
-//! each one with a delivery row per matching Trigger in one transaction, answers 202,
-//! and then — in the same invocation, after the response has gone out — delivers them
-//! in binary mode with the Kafka broker's retry, backoff and dead-letter rules
-//! (see [`policy`]). `POST /broker/flush` delivers due retries (the broker's retry
-//! timer; `make up` pings it). Operators inspect events, triggers and dead letters and
-//! replay dead letters over HTTP.
+//! each one with a delivery row per matching Trigger in one transaction, makes the first
+//! delivery attempts in binary mode, then answers 202. Retries follow the Kafka broker's
+//! retry, backoff and dead-letter rules (see [`policy`]) and go out on later requests and
+//! on `POST /broker/flush` (the broker's retry timer; `make up` pings it). Nothing runs
+//! after the answer: Spin aborts a guest once its response body has been sent. Operators
+//! inspect events, triggers and dead letters and replay dead letters over HTTP.
 //!
 //! Delivery is at-least-once and unordered, as on Knative: consumers dedupe with their
 //! inboxes. Duplicates: every accepted POST is appended to the log (a new offset, like a
@@ -35,25 +35,24 @@ pub const COMPONENT: &str = "broker";
 #[cfg(target_arch = "wasm32")]
 mod component {
     use super::COMPONENT;
-    use crate::api::{self, After, Handled, Refusal};
+    use crate::api::{self, Deliver, Handled, Refusal};
     use htaxi_shared::platform::http::{self, RequestContext};
     use htaxi_shared::problem::ApiError;
     use spin_sdk::http::{OutgoingResponse, Request, Response, ResponseOutparam};
     use spin_sdk::http_component;
 
-    /// Answer first, then deliver: the response is complete (status, headers, body
-    /// finished) before [`After::run`] starts, and Spin keeps the instance alive until the
-    /// handler returns.
+    /// Persist, deliver, then answer: Spin aborts the instance once the response body is
+    /// done, so the first delivery attempts happen before the 202 goes out.
     #[http_component]
     async fn handle(req: Request, out: ResponseOutparam) {
-        let mut after: Option<After> = None;
+        let mut deliver: Option<Deliver> = None;
         let response = http::serve(COMPONENT, req, |ctx, req| {
-            finish(ctx, route(ctx, req, &mut after))
+            finish(ctx, route(ctx, req, &mut deliver))
         });
-        send(out, response).await;
-        if let Some(work) = after {
+        if let Some(work) = deliver {
             work.run();
         }
+        send(out, response).await;
     }
 
     async fn send(out: ResponseOutparam, mut response: Response) {
@@ -76,17 +75,17 @@ mod component {
         }
     }
 
-    fn route(ctx: &RequestContext, req: &Request, after: &mut Option<After>) -> Handled {
+    fn route(ctx: &RequestContext, req: &Request, deliver: &mut Option<Deliver>) -> Handled {
         let segments = http::path_segments(req);
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         match segs.as_slice() {
-            ["broker"] => api::ingest(ctx, req, after),
+            ["broker"] => api::ingest(ctx, req, deliver),
             ["broker", "flush"] => api::flush(ctx, req),
             ["broker", "triggers"] => api::triggers(ctx, req),
             ["broker", "events"] => api::events(ctx, req),
             ["broker", "deadletters"] => api::dead_letters(ctx, req),
             ["broker", "deadletters", id] => api::dead_letter(ctx, req, id),
-            ["broker", "deadletters", id, "redeliver"] => api::redeliver(ctx, req, id, after),
+            ["broker", "deadletters", id, "redeliver"] => api::redeliver(ctx, req, id, deliver),
             ["health", "broker"] => api::health(ctx, req),
             _ => Err(ApiError::NotFound(format!("no route {}", req.path())).into()),
         }

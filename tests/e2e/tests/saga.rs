@@ -36,7 +36,10 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     let id = a.body["id"].as_str().unwrap().to_owned();
     assert_eq!(a.header("location"), Some(format!("/grabs/{id}").as_str()));
     assert_eq!(a.header("x-correlation-id"), Some("ride-happy-1"));
-    assert_eq!(a.body["grabStatus"], json!("Paid"));
+    // Paid at least; allocation may already have been folded in by the time grab answers.
+    let status = a.body["grabStatus"].as_str().unwrap_or_default();
+    assert!(["Paid", "Allocated"].contains(&status), "{}", a.text);
+    assert!(a.body["paymentId"].is_string(), "{}", a.text);
 
     let view = s
         .status_until(&id, "taxi allocated and payment seen", |v| {

@@ -547,9 +547,8 @@ impl AppInner {
     /// Runs one request on a fresh instance of `route_match.component`.
     ///
     /// The response is returned as soon as the guest sets it; the guest call
-    /// keeps running in its own task until it returns (wasmtime-wasi-http's
-    /// standard pattern), which is what lets a handler answer 202 and keep
-    /// working.
+    /// runs in its own task, which is aborted once hyper drops the response
+    /// body (sent in full, or the client gone), as Spin's `trigger-http` does.
     async fn run_component(
         self: &Arc<Self>,
         mut req: Request<Body>,
@@ -692,8 +691,12 @@ impl AppInner {
         });
 
         match rx.await {
+            // Spin wraps the body so that dropping it (sent in full, or the client gone)
+            // aborts the guest: no work survives the response.
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
+                let abort = task.abort_handle();
+                let resp = resp.map(|body| AbortOnDropBody { body, abort }.boxed_unsync());
                 finish(status, resp)
             }
             // Spin: "guest failed to produce a response" → empty 500.
@@ -749,6 +752,41 @@ impl AppInner {
             }
             _ => empty(StatusCode::NOT_FOUND),
         }
+    }
+}
+
+/// A response body that aborts the guest's task when dropped, as Spin's
+/// `trigger-http` does: once hyper has sent the body (or the client went away) the
+/// instance is cancelled at its next await, so a guest cannot keep working after its
+/// answer.
+struct AbortOnDropBody {
+    body: Body,
+    abort: tokio::task::AbortHandle,
+}
+
+impl Drop for AbortOnDropBody {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}
+
+impl hyper::body::Body for AbortOnDropBody {
+    type Data = Bytes;
+    type Error = <Body as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -818,7 +856,7 @@ impl TestApp {
                 }
             }
             drop(listener);
-            // Let in-flight guest calls (including post-response work) end.
+            // Let in-flight guest calls end.
             wait_idle(&app, Duration::from_secs(60)).await;
             connections.shutdown().await;
         });
@@ -866,7 +904,7 @@ impl RunningApp {
         &self.components
     }
 
-    /// Number of guest invocations still running (incl. post-response work).
+    /// Number of guest invocations still running.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.count.load(Ordering::SeqCst)
     }
