@@ -22,7 +22,6 @@ use htaxi_shared::problem::ApiError;
 use serde::Serialize;
 use spin_sdk::http::{Method, Request, Response};
 
-/// How many outbox rows one request delivers after its commit.
 /// The idempotency scope of `POST /grabs`.
 const IDEMPOTENCY_SCOPE: &str = "POST /grabs";
 /// `GET /grabs?phoneNumber=`: default and largest page.

@@ -16,8 +16,6 @@ use htaxi_shared::problem::ApiError;
 use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
-/// How many outbox rows one request delivers after its commit.
-
 /// A payment as the API shows it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
