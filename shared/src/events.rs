@@ -27,11 +27,13 @@ pub enum EventType {
     AllocationCancelled,
     /// The driver accepted; the ride is on (allocate).
     RideStarted,
+    /// The driver dropped the rider off; the taxi is free again (allocate).
+    RideCompleted,
 }
 
 impl EventType {
     /// All types, in saga order.
-    pub const ALL: [EventType; 9] = [
+    pub const ALL: [EventType; 10] = [
         EventType::GrabRequested,
         EventType::GrabCancelled,
         EventType::PaymentApproved,
@@ -41,6 +43,7 @@ impl EventType {
         EventType::AllocationFailed,
         EventType::AllocationCancelled,
         EventType::RideStarted,
+        EventType::RideCompleted,
     ];
 
     /// The CloudEvent `type`, e.g. `htaxi.PaymentApproved`.
@@ -55,6 +58,7 @@ impl EventType {
             EventType::AllocationFailed => "htaxi.AllocationFailed",
             EventType::AllocationCancelled => "htaxi.AllocationCancelled",
             EventType::RideStarted => "htaxi.RideStarted",
+            EventType::RideCompleted => "htaxi.RideCompleted",
         }
     }
 
@@ -73,7 +77,8 @@ impl EventType {
             EventType::TaxiAllocated
             | EventType::AllocationFailed
             | EventType::AllocationCancelled
-            | EventType::RideStarted => "allocate",
+            | EventType::RideStarted
+            | EventType::RideCompleted => "allocate",
         }
     }
 
@@ -183,6 +188,18 @@ pub struct RideStarted {
     pub started_at: DateTime<Utc>,
 }
 
+/// `htaxi.RideCompleted`. Not in DESIGN.md's table: the driver ends the ride, the taxi
+/// becomes available again, and the fare stays charged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RideCompleted {
+    pub allocation_id: AllocationId,
+    pub grab_id: GrabId,
+    pub taxi_id: TaxiId,
+    pub taxi_num: String,
+    pub completed_at: DateTime<Utc>,
+}
+
 /// One event of the catalogue, typed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
@@ -195,6 +212,7 @@ pub enum DomainEvent {
     AllocationFailed(AllocationFailed),
     AllocationCancelled(AllocationCancelled),
     RideStarted(RideStarted),
+    RideCompleted(RideCompleted),
 }
 
 /// Why an envelope could not become a [`DomainEvent`].
@@ -221,6 +239,7 @@ impl DomainEvent {
             DomainEvent::AllocationFailed(_) => EventType::AllocationFailed,
             DomainEvent::AllocationCancelled(_) => EventType::AllocationCancelled,
             DomainEvent::RideStarted(_) => EventType::RideStarted,
+            DomainEvent::RideCompleted(_) => EventType::RideCompleted,
         }
     }
 
@@ -236,13 +255,14 @@ impl DomainEvent {
             DomainEvent::AllocationFailed(e) => &e.grab_id,
             DomainEvent::AllocationCancelled(e) => &e.grab_id,
             DomainEvent::RideStarted(e) => &e.grab_id,
+            DomainEvent::RideCompleted(e) => &e.grab_id,
         }
     }
 
     /// The deterministic CloudEvent id: the same logical fact always gets the same id,
     /// so a re-sent event (outbox retry, crash before marking sent) dedupes downstream.
     /// One fact per (type, key): a grab is requested/cancelled/allocated/failed once,
-    /// a payment is approved/refunded once, an allocation is cancelled/started once.
+    /// a payment is approved/refunded once, an allocation is cancelled/started/completed once.
     pub fn event_id(&self) -> String {
         let key = match self {
             DomainEvent::GrabRequested(e) => e.grab_id.to_string(),
@@ -254,6 +274,7 @@ impl DomainEvent {
             DomainEvent::AllocationFailed(e) => e.grab_id.to_string(),
             DomainEvent::AllocationCancelled(e) => e.allocation_id.to_string(),
             DomainEvent::RideStarted(e) => e.allocation_id.to_string(),
+            DomainEvent::RideCompleted(e) => e.allocation_id.to_string(),
         };
         format!("{}:{}", self.event_type().name(), key)
     }
@@ -269,6 +290,7 @@ impl DomainEvent {
             DomainEvent::AllocationFailed(e) => serde_json::to_value(e),
             DomainEvent::AllocationCancelled(e) => serde_json::to_value(e),
             DomainEvent::RideStarted(e) => serde_json::to_value(e),
+            DomainEvent::RideCompleted(e) => serde_json::to_value(e),
         };
         v.expect("event payloads are plain data and always serialise")
     }
@@ -317,6 +339,7 @@ impl DomainEvent {
             EventType::AllocationFailed => DomainEvent::AllocationFailed(data(env)?),
             EventType::AllocationCancelled => DomainEvent::AllocationCancelled(data(env)?),
             EventType::RideStarted => DomainEvent::RideStarted(data(env)?),
+            EventType::RideCompleted => DomainEvent::RideCompleted(data(env)?),
         };
         if let Some(subject) = &env.subject {
             if subject != ev.grab_id().as_str() {

@@ -1,13 +1,13 @@
 //! HTTP handlers for drivers and operators: register and list taxis, read allocations,
-//! accept a ride, flush the outbox. Each reads parse → load → decide → persist → respond.
+//! accept and complete a ride, flush the outbox. Each reads parse → load → decide → persist → respond.
 
 use crate::config::Config;
 use crate::db::{self, StoredAllocation};
 use crate::events::{flush_after_commit, record_all};
 use crate::COMPONENT;
 use htaxi_shared::domain::allocation::{
-    decide_accept, register_taxi as decide_register, AcceptRide, AllocationError, RegisterTaxi,
-    RegisterTaxiDto, TaxiStatus,
+    decide_accept, decide_complete, register_taxi as decide_register, AcceptRide, AllocationError,
+    CompleteRide, RegisterTaxi, RegisterTaxiDto, TaxiStatus,
 };
 use htaxi_shared::ids::{AllocationId, GrabId, TaxiId};
 use htaxi_shared::log;
@@ -25,9 +25,10 @@ const MAX_LIMIT: u32 = 500;
 /// Map a domain refusal to its HTTP answer.
 pub fn domain_error(e: AllocationError) -> ApiError {
     match e {
-        AllocationError::TaxiNumTaken(_) | AllocationError::AllocationCancelled(_) => {
-            ApiError::Conflict(e.to_string())
-        }
+        AllocationError::TaxiNumTaken(_)
+        | AllocationError::AllocationCancelled(_)
+        | AllocationError::RideNotStarted(_)
+        | AllocationError::RideCompleted(_) => ApiError::Conflict(e.to_string()),
     }
 }
 
@@ -131,17 +132,35 @@ pub fn get_allocation(ctx: &RequestContext, id: &str) -> Result<Response, ApiErr
     Ok(http::json(200, &found.allocation, ctx))
 }
 
-/// `POST /allocations/{id}/accept` (the driver): Allocated → RideStarted + outbox
-/// RideStarted → 200; already started → 200 with nothing new; cancelled → 409; unknown → 404.
-pub fn accept(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+/// What a driver does to an allocation.
+#[derive(Debug, Clone, Copy)]
+pub enum DriverAction {
+    /// `POST /allocations/{id}/accept`: Allocated → RideStarted.
+    Accept,
+    /// `POST /allocations/{id}/complete`: RideStarted → Completed, taxi Available again.
+    Complete,
+}
+
+/// A driver's accept or complete: decide, persist and enqueue the event in one transaction,
+/// answer 200 with the allocation. Repeating it answers 200 with nothing new; a step out of
+/// order (complete before accept, anything after a cancel) is 409; unknown → 404.
+pub fn driver_action(
+    ctx: &RequestContext,
+    id: &str,
+    action: DriverAction,
+) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("allocation {id}"));
     let id = AllocationId::parse(id).map_err(|_| not_found())?;
     let config = Config::load()?;
     let db = db::open()?;
     let now = crate::now();
-    let accepted = db.transaction(|tx| {
+    let done = db.transaction(|tx| {
         let stored = db::allocation(tx, &id)?.ok_or_else(not_found)?;
-        let events = decide_accept(&stored.allocation, AcceptRide { now }).map_err(domain_error)?;
+        let events = match action {
+            DriverAction::Accept => decide_accept(&stored.allocation, AcceptRide { now }),
+            DriverAction::Complete => decide_complete(&stored.allocation, CompleteRide { now }),
+        }
+        .map_err(domain_error)?;
         // Events about the ride continue the ride's correlation id, not the driver's call.
         record_all(
             tx,
@@ -154,14 +173,14 @@ pub fn accept(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
             log!(
                 COMPONENT,
                 stored.correlation,
-                "allocation {id} accepted again: ride already started"
+                "allocation {id}: {action:?} again, nothing new"
             );
         }
         let after = db::allocation(tx, &id)?.ok_or_else(not_found)?;
         Ok::<_, ApiError>(after)
     })?;
-    flush_after_commit(&db, &config, &accepted.correlation);
-    Ok(http::json(200, &accepted.allocation, ctx))
+    flush_after_commit(&db, &config, &done.correlation);
+    Ok(http::json(200, &done.allocation, ctx))
 }
 
 /// `POST /outbox/flush/allocate`: deliver pending events now. Any body is accepted (a

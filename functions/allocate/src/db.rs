@@ -16,10 +16,16 @@ use spin_sdk::sqlite3::{Row, Value};
 pub const LABEL: &str = "allocate";
 
 /// allocate's own schema, after the platform tables.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "allocate/0001_taxis_and_allocations",
-    sql: include_str!("../migrations/0001_taxis_and_allocations.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "allocate/0001_taxis_and_allocations",
+        sql: include_str!("../migrations/0001_taxis_and_allocations.sql"),
+    },
+    Migration {
+        id: "allocate/0002_completed_rides",
+        sql: include_str!("../migrations/0002_completed_rides.sql"),
+    },
+];
 
 /// Open the database and make sure the schema is current.
 pub fn open() -> anyhow::Result<Db> {
@@ -171,7 +177,7 @@ fn set_taxi_status(
 
 // ------------------------------------------------------------------ allocations
 
-const ALLOCATION_COLUMNS: &str = "SELECT allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, allocated_at, started_at, cancelled_at, cancel_reason FROM allocations";
+const ALLOCATION_COLUMNS: &str = "SELECT allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, allocated_at, started_at, completed_at, cancelled_at, cancel_reason FROM allocations";
 
 /// An allocation and the ride's correlation id (events about it continue that ride).
 #[derive(Debug, Clone)]
@@ -201,6 +207,7 @@ fn allocation_from(row: &Row<'_>) -> anyhow::Result<StoredAllocation> {
         )?,
         allocated_at: parse_ts(col(row, "allocated_at")?)?,
         started_at: opt_ts(row, "started_at")?,
+        completed_at: opt_ts(row, "completed_at")?,
         cancelled_at: opt_ts(row, "cancelled_at")?,
         cancel_reason: row.get::<&str>("cancel_reason").map(str::to_owned),
     };
@@ -319,6 +326,16 @@ pub fn persist(
                 bail!("allocation {} was not Allocated when starting the ride", e.allocation_id);
             }
             Ok(())
+        }
+        AllocationEvent::RideCompleted(e) => {
+            tx.exec(
+                "UPDATE allocations SET status = 'Completed', completed_at = ? WHERE allocation_id = ? AND status = 'RideStarted'",
+                &[ts(e.completed_at), text(e.allocation_id.as_str())],
+            )?;
+            if tx.changes() != 1 {
+                bail!("allocation {} was not RideStarted when completing the ride", e.allocation_id);
+            }
+            set_taxi_status(tx, &e.taxi_id, TaxiStatus::Busy, TaxiStatus::Available, e.completed_at)
         }
     }
 }

@@ -32,6 +32,7 @@ fn outcome_of(events: &[AllocationEvent]) -> EventOutcome {
         AllocationEvent::GrabTombstoned { .. } => "tombstoned",
         AllocationEvent::AllocationCancelled(_) => "cancelled",
         AllocationEvent::RideStarted(_) => "started",
+        AllocationEvent::RideCompleted(_) => "completed",
     };
     events
         .last()
@@ -174,6 +175,10 @@ fn describe(event: &AllocationEvent) -> String {
         ),
         AllocationEvent::RideStarted(e) => format!(
             "allocation {} accepted by taxi {}: ride started",
+            e.allocation_id, e.taxi_num
+        ),
+        AllocationEvent::RideCompleted(e) => format!(
+            "allocation {} completed by taxi {}: taxi available again",
             e.allocation_id, e.taxi_num
         ),
     }

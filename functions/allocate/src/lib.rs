@@ -1,7 +1,8 @@
 //! allocate: the driver side of the saga. Drivers register taxis (`POST /taxis`); a
 //! `PaymentApproved` event assigns the nearest available taxi within `allocation_radius_m`
 //! in one transaction (or reports `AllocationFailed`); a `GrabCancelled` releases it; the
-//! driver's `POST /allocations/{id}/accept` starts the ride. Every state change commits
+//! driver's `POST /allocations/{id}/accept` starts the ride and `POST
+//! /allocations/{id}/complete` ends it, freeing the taxi. Every state change commits
 //! with its outbox row and (for events) its inbox row; decisions live in
 //! `htaxi_shared::domain::allocation`.
 
@@ -46,8 +47,13 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
         (_, ["allocations"]) => Err(not_allowed("GET")),
         (Method::Get, ["allocations", id]) => api::get_allocation(ctx, id),
         (_, ["allocations", _]) => Err(not_allowed("GET")),
-        (Method::Post, ["allocations", id, "accept"]) => api::accept(ctx, id),
-        (_, ["allocations", _, "accept"]) => Err(not_allowed("POST")),
+        (Method::Post, ["allocations", id, "accept"]) => {
+            api::driver_action(ctx, id, api::DriverAction::Accept)
+        }
+        (Method::Post, ["allocations", id, "complete"]) => {
+            api::driver_action(ctx, id, api::DriverAction::Complete)
+        }
+        (_, ["allocations", _, "accept" | "complete"]) => Err(not_allowed("POST")),
         (Method::Post, ["events", "allocate"]) => events::receive(ctx, req),
         (_, ["events", "allocate"]) => Err(not_allowed("POST")),
         (Method::Post, ["outbox", "flush", "allocate"]) => api::flush_outbox(ctx),

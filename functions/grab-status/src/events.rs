@@ -1,4 +1,4 @@
-//! `POST /events/grab-status`: every one of the nine saga events. The delivery's inbox row
+//! `POST /events/grab-status`: every one of the ten saga events. The delivery's inbox row
 //! and the ride's updated facts commit in one transaction; a duplicate changes nothing.
 //! Answers 204 with no body (a Knative Kafka Broker treats a non-CloudEvent reply body as
 //! a failure); the `htaxi-outcome` header says `applied` or `duplicate`.

@@ -1,4 +1,4 @@
-//! grab-status: the read model of every ride (CQRS view). It consumes all nine saga events
+//! grab-status: the read model of every ride (CQRS view). It consumes all ten saga events
 //! at `/events/grab-status`, stores the facts each one brings (in the same transaction as
 //! its inbox row) and derives grabStatus / paymentStatus / allocationStatus with the pure,
 //! order-independent `htaxi_shared::domain::grab_status::derive`. Queries never call

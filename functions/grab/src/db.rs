@@ -21,6 +21,10 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "grab/0002_pay_breaker",
         sql: include_str!("../migrations/0002_pay_breaker.sql"),
     },
+    Migration {
+        id: "grab/0003_completed_rides",
+        sql: include_str!("../migrations/0003_completed_rides.sql"),
+    },
 ];
 
 const GRAB_COLUMNS: &str = "id, status, phone_number, starting_point, destination, estimated_fee, payment_id, allocation_id, taxi_id, taxi_num, reason, correlation_id, created_at, updated_at";

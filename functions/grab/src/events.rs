@@ -1,7 +1,7 @@
 //! `POST /events/grab`: the CloudEvents grab consumes (TaxiAllocated, RideStarted,
-//! AllocationFailed), decoded at the edge and folded into the grab with
+//! RideCompleted, AllocationFailed), decoded at the edge and folded into the grab with
 //! `domain::grab::apply` (which never moves a grab backwards).
-//! Answers 200 when applied, duplicate or irrelevant; 400 for poison; 5xx to be retried.
+//! Answers 204 when applied, duplicate or irrelevant; 400 for poison; 5xx to be retried.
 
 use crate::db;
 use crate::COMPONENT;
@@ -14,9 +14,10 @@ use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
 
 /// The event types grab subscribes to.
-const SUBSCRIBED: [EventType; 3] = [
+const SUBSCRIBED: [EventType; 4] = [
     EventType::TaxiAllocated,
     EventType::RideStarted,
+    EventType::RideCompleted,
     EventType::AllocationFailed,
 ];
 

@@ -227,6 +227,8 @@ pub enum AllocationStatus {
     Allocated,
     /// The driver accepted; the ride is on.
     RideStarted,
+    /// The driver dropped the rider off; the taxi is free again.
+    Completed,
     /// The grab was cancelled; the taxi was released.
     Cancelled,
 }
@@ -237,6 +239,7 @@ impl AllocationStatus {
         match self {
             AllocationStatus::Allocated => "Allocated",
             AllocationStatus::RideStarted => "RideStarted",
+            AllocationStatus::Completed => "Completed",
             AllocationStatus::Cancelled => "Cancelled",
         }
     }
@@ -246,6 +249,7 @@ impl AllocationStatus {
         match s {
             "Allocated" => Some(AllocationStatus::Allocated),
             "RideStarted" => Some(AllocationStatus::RideStarted),
+            "Completed" => Some(AllocationStatus::Completed),
             "Cancelled" => Some(AllocationStatus::Cancelled),
             _ => None,
         }
@@ -274,6 +278,7 @@ pub struct Allocation {
     pub pickup: GeoPoint,
     pub allocated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<String>,
 }
@@ -317,6 +322,12 @@ pub struct AcceptRide {
     pub now: DateTime<Utc>,
 }
 
+/// Command: the driver drops the rider off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompleteRide {
+    pub now: DateTime<Utc>,
+}
+
 /// What a decision produced: published events and the local facts that go with them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AllocationEvent {
@@ -338,6 +349,8 @@ pub enum AllocationEvent {
     AllocationCancelled(events::AllocationCancelled),
     /// The driver accepted. Published.
     RideStarted(events::RideStarted),
+    /// The driver dropped the rider off (taxi becomes Available). Published.
+    RideCompleted(events::RideCompleted),
 }
 
 impl AllocationEvent {
@@ -353,6 +366,7 @@ impl AllocationEvent {
                 Some(DomainEvent::AllocationCancelled(e.clone()))
             }
             AllocationEvent::RideStarted(e) => Some(DomainEvent::RideStarted(e.clone())),
+            AllocationEvent::RideCompleted(e) => Some(DomainEvent::RideCompleted(e.clone())),
         }
     }
 }
@@ -366,6 +380,12 @@ pub enum AllocationError {
     /// Accepting a ride whose allocation was cancelled (409).
     #[error("allocation {0} was cancelled; the ride cannot start")]
     AllocationCancelled(String),
+    /// Completing a ride the driver has not accepted yet (409).
+    #[error("allocation {0} has not started; accept the ride first")]
+    RideNotStarted(String),
+    /// Accepting a ride that is already over (409).
+    #[error("allocation {0} is completed")]
+    RideCompleted(String),
 }
 
 /// Decide what a `PaymentApproved` does. No-op (no events) when the grab was cancelled,
@@ -445,6 +465,35 @@ pub fn decide_accept(
             })])
         }
         AllocationStatus::RideStarted => Ok(Vec::new()),
+        AllocationStatus::Completed => Err(AllocationError::RideCompleted(
+            allocation.allocation_id.to_string(),
+        )),
+        AllocationStatus::Cancelled => Err(AllocationError::AllocationCancelled(
+            allocation.allocation_id.to_string(),
+        )),
+    }
+}
+
+/// Decide a driver's drop-off: RideStarted → Completed (the taxi is free again); already
+/// completed → nothing (idempotent); not started yet or cancelled → refused.
+pub fn decide_complete(
+    allocation: &Allocation,
+    cmd: CompleteRide,
+) -> Result<Vec<AllocationEvent>, AllocationError> {
+    match allocation.status {
+        AllocationStatus::RideStarted => Ok(vec![AllocationEvent::RideCompleted(
+            events::RideCompleted {
+                allocation_id: allocation.allocation_id.clone(),
+                grab_id: allocation.grab_id.clone(),
+                taxi_id: allocation.taxi_id.clone(),
+                taxi_num: allocation.taxi_num.clone(),
+                completed_at: cmd.now,
+            },
+        )]),
+        AllocationStatus::Completed => Ok(Vec::new()),
+        AllocationStatus::Allocated => Err(AllocationError::RideNotStarted(
+            allocation.allocation_id.to_string(),
+        )),
         AllocationStatus::Cancelled => Err(AllocationError::AllocationCancelled(
             allocation.allocation_id.to_string(),
         )),
@@ -471,6 +520,7 @@ impl GrabAllocation {
                     pickup: pickup.clone(),
                     allocated_at: event.allocated_at,
                     started_at: None,
+                    completed_at: None,
                     cancelled_at: None,
                     cancel_reason: None,
                 });
@@ -492,6 +542,12 @@ impl GrabAllocation {
                 if let Some(a) = self.allocation.as_mut() {
                     a.status = AllocationStatus::RideStarted;
                     a.started_at = Some(e.started_at);
+                }
+            }
+            AllocationEvent::RideCompleted(e) => {
+                if let Some(a) = self.allocation.as_mut() {
+                    a.status = AllocationStatus::Completed;
+                    a.completed_at = Some(e.completed_at);
                 }
             }
         }
@@ -894,11 +950,71 @@ mod tests {
         );
     }
 
+    // ---------------------------------------------------------------- complete
+
+    fn complete(s: &GrabAllocation) -> Result<Vec<AllocationEvent>, AllocationError> {
+        decide_complete(s.allocation.as_ref().unwrap(), CompleteRide { now: now() })
+    }
+
+    #[test]
+    fn completing_a_started_ride_frees_the_taxi() {
+        let s = ride_started();
+        let events = complete(&s).unwrap();
+        let [AllocationEvent::RideCompleted(r)] = events.as_slice() else {
+            panic!("expected RideCompleted, got {events:?}");
+        };
+        assert_eq!(r.allocation_id, allocation_id());
+        let a = events
+            .iter()
+            .fold(s, GrabAllocation::apply)
+            .allocation
+            .unwrap();
+        assert_eq!(a.status, AllocationStatus::Completed);
+        assert_eq!(a.completed_at, Some(now()));
+        assert!(
+            !a.status.is_active(),
+            "a completed ride no longer holds its taxi"
+        );
+    }
+
+    #[test]
+    fn completing_twice_is_idempotent_and_a_late_cancel_releases_nothing() {
+        let s = ride_started();
+        let s = complete(&s).unwrap().iter().fold(s, GrabAllocation::apply);
+        assert!(complete(&s).unwrap().is_empty());
+        assert_eq!(
+            decide_accept(s.allocation.as_ref().unwrap(), AcceptRide { now: now() }),
+            Err(AllocationError::RideCompleted(allocation_id().to_string()))
+        );
+        let events = decide_cancel(&s, cancel()).unwrap();
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e, AllocationEvent::AllocationCancelled(_))),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn completing_before_accept_or_after_cancel_is_refused() {
+        assert_eq!(
+            complete(&allocated()),
+            Err(AllocationError::RideNotStarted(allocation_id().to_string()))
+        );
+        assert_eq!(
+            complete(&cancelled(allocated())),
+            Err(AllocationError::AllocationCancelled(
+                allocation_id().to_string()
+            ))
+        );
+    }
+
     #[test]
     fn status_words_round_trip() {
         for s in [
             AllocationStatus::Allocated,
             AllocationStatus::RideStarted,
+            AllocationStatus::Completed,
             AllocationStatus::Cancelled,
         ] {
             assert_eq!(AllocationStatus::parse(s.as_str()), Some(s));

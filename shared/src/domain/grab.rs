@@ -1,7 +1,7 @@
 //! The grab aggregate (owned by the grab component): the ride request lifecycle and the
 //! circuit breaker that guards grab's synchronous call to pay.
 //!
-//! A grab moves `Requested → Paid → Allocated → RideStarted`, or ends `Cancelled`,
+//! A grab moves `Requested → Paid → Allocated → RideStarted → Completed`, or ends `Cancelled`,
 //! `Rejected` (pay refused the fare) or `Failed` (pay unavailable, or no taxi). Facts
 //! arrive unordered (the synchronous pay answer may land after `TaxiAllocated`), so
 //! every transition only ever moves forward: a late fact never undoes a later one.
@@ -26,6 +26,8 @@ pub enum GrabStatus {
     Allocated,
     /// The driver accepted; the ride is on. Can no longer be cancelled.
     RideStarted,
+    /// The rider was dropped off; the fare stays charged.
+    Completed,
     /// Cancelled by the rider.
     Cancelled,
     /// pay refused the fare.
@@ -36,11 +38,12 @@ pub enum GrabStatus {
 
 impl GrabStatus {
     /// Every status.
-    pub const ALL: [GrabStatus; 7] = [
+    pub const ALL: [GrabStatus; 8] = [
         GrabStatus::Requested,
         GrabStatus::Paid,
         GrabStatus::Allocated,
         GrabStatus::RideStarted,
+        GrabStatus::Completed,
         GrabStatus::Cancelled,
         GrabStatus::Rejected,
         GrabStatus::Failed,
@@ -53,6 +56,7 @@ impl GrabStatus {
             GrabStatus::Paid => "Paid",
             GrabStatus::Allocated => "Allocated",
             GrabStatus::RideStarted => "RideStarted",
+            GrabStatus::Completed => "Completed",
             GrabStatus::Cancelled => "Cancelled",
             GrabStatus::Rejected => "Rejected",
             GrabStatus::Failed => "Failed",
@@ -68,7 +72,10 @@ impl GrabStatus {
     pub const fn is_final(self) -> bool {
         matches!(
             self,
-            GrabStatus::Cancelled | GrabStatus::Rejected | GrabStatus::Failed
+            GrabStatus::Completed
+                | GrabStatus::Cancelled
+                | GrabStatus::Rejected
+                | GrabStatus::Failed
         )
     }
 }
@@ -312,7 +319,7 @@ pub fn decide_cancel(grab: &Grab, now: DateTime<Utc>) -> Result<Vec<DomainEvent>
             })])
         }
         GrabStatus::Cancelled => Ok(Vec::new()),
-        GrabStatus::RideStarted => Err(GrabError::RideAlreadyStarted),
+        GrabStatus::RideStarted | GrabStatus::Completed => Err(GrabError::RideAlreadyStarted),
         s @ (GrabStatus::Rejected | GrabStatus::Failed) => {
             Err(GrabError::NothingToCancel(s.as_str()))
         }
@@ -323,7 +330,8 @@ pub fn decide_cancel(grab: &Grab, now: DateTime<Utc>) -> Result<Vec<DomainEvent>
 /// - `GrabCancelled` (its own, by the rider) → `Cancelled` unless the grab already ended
 ///   or the ride started;
 /// - `TaxiAllocated` → `Allocated` unless it ended or the ride started;
-/// - `RideStarted` → `RideStarted` unless cancelled, rejected or failed;
+/// - `RideStarted` → `RideStarted` unless the grab ended (completed included);
+/// - `RideCompleted` → `Completed` unless the grab ended;
 /// - `AllocationFailed` → `Failed` unless it ended or the ride started.
 ///
 /// Any other event, or one that does not apply, returns the grab unchanged.
@@ -357,6 +365,13 @@ pub fn apply(grab: &Grab, event: &DomainEvent) -> Grab {
             next.taxi_id = Some(e.taxi_id.clone());
             next.taxi_num = Some(e.taxi_num.clone());
             next.updated_at = next.updated_at.max(e.started_at);
+        }
+        DomainEvent::RideCompleted(e) if !grab.status.is_final() => {
+            next.status = GrabStatus::Completed;
+            next.allocation_id = Some(e.allocation_id.clone());
+            next.taxi_id = Some(e.taxi_id.clone());
+            next.taxi_num = Some(e.taxi_num.clone());
+            next.updated_at = next.updated_at.max(e.completed_at);
         }
         DomainEvent::AllocationFailed(e) if before_ride => {
             next.status = GrabStatus::Failed;
@@ -523,7 +538,7 @@ pub fn secs_ceil(ms: i64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{AllocationFailed, RideStarted, TaxiAllocated};
+    use crate::events::{AllocationFailed, RideCompleted, RideStarted, TaxiAllocated};
 
     fn t(s: &str) -> DateTime<Utc> {
         format!("2026-11-25T{s}Z").parse().unwrap()
@@ -592,6 +607,16 @@ mod tests {
             taxi_id: taxi_id(),
             taxi_num: "서울32저4703".into(),
             started_at: t("10:03:00"),
+        })
+    }
+
+    fn ride_completed() -> DomainEvent {
+        DomainEvent::RideCompleted(RideCompleted {
+            allocation_id: allocation_id(),
+            grab_id: grab_id(),
+            taxi_id: taxi_id(),
+            taxi_num: "서울32저4703".into(),
+            completed_at: t("10:20:00"),
         })
     }
 
@@ -921,6 +946,32 @@ mod tests {
             apply(&started, &taxi_allocated()).status,
             GrabStatus::RideStarted
         );
+    }
+
+    #[test]
+    fn a_completed_ride_ends_the_grab_and_nothing_moves_it_back() {
+        let started = apply(&grab_in(GrabStatus::Allocated), &ride_started());
+        let done = apply(&started, &ride_completed());
+        assert_eq!(done.status, GrabStatus::Completed);
+        assert_eq!(done.updated_at, t("10:20:00"));
+        assert!(done.status.is_final());
+        for late in [taxi_allocated(), ride_started(), allocation_failed()] {
+            assert_eq!(apply(&done, &late), done, "{late:?}");
+        }
+        assert_eq!(
+            decide_cancel(&done, t("10:30:00")),
+            Err(GrabError::RideAlreadyStarted)
+        );
+    }
+
+    #[test]
+    fn a_ride_completed_before_ride_started_still_completes_but_not_a_cancelled_grab() {
+        assert_eq!(
+            apply(&grab_in(GrabStatus::Allocated), &ride_completed()).status,
+            GrabStatus::Completed
+        );
+        let cancelled = grab_in(GrabStatus::Cancelled);
+        assert_eq!(apply(&cancelled, &ride_completed()), cancelled);
     }
 
     #[test]

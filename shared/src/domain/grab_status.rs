@@ -55,6 +55,7 @@ pub fn occurred_at(event: &DomainEvent) -> DateTime<Utc> {
         DomainEvent::AllocationFailed(e) => e.failed_at,
         DomainEvent::AllocationCancelled(e) => e.cancelled_at,
         DomainEvent::RideStarted(e) => e.started_at,
+        DomainEvent::RideCompleted(e) => e.completed_at,
     }
 }
 
@@ -71,6 +72,7 @@ pub struct GrabFacts {
     pub allocation_failed: Option<events::AllocationFailed>,
     pub allocation_cancelled: Option<events::AllocationCancelled>,
     pub ride_started: Option<events::RideStarted>,
+    pub ride_completed: Option<events::RideCompleted>,
     /// Applied events, sorted by (time, type, id), without duplicates.
     pub events: Vec<AppliedEvent>,
 }
@@ -112,6 +114,7 @@ impl GrabFacts {
             DomainEvent::AllocationFailed(e) => fill(&mut self.allocation_failed, e),
             DomainEvent::AllocationCancelled(e) => fill(&mut self.allocation_cancelled, e),
             DomainEvent::RideStarted(e) => fill(&mut self.ride_started, e),
+            DomainEvent::RideCompleted(e) => fill(&mut self.ride_completed, e),
         }
         let at = self.events.partition_point(|e| e < &applied);
         self.events.insert(at, applied);
@@ -126,6 +129,7 @@ pub enum GrabStatus {
     Paid,
     Allocated,
     RideStarted,
+    Completed,
     Cancelled,
     Rejected,
     Failed,
@@ -139,6 +143,7 @@ impl GrabStatus {
             GrabStatus::Paid => "Paid",
             GrabStatus::Allocated => "Allocated",
             GrabStatus::RideStarted => "RideStarted",
+            GrabStatus::Completed => "Completed",
             GrabStatus::Cancelled => "Cancelled",
             GrabStatus::Rejected => "Rejected",
             GrabStatus::Failed => "Failed",
@@ -161,6 +166,7 @@ pub enum AllocationStatus {
     Failed,
     Cancelled,
     RideStarted,
+    Completed,
 }
 
 /// A summary of one applied event, as shown in the view.
@@ -201,7 +207,7 @@ pub struct GrabStatusView {
 }
 
 /// The grab status, first match wins: Cancelled (by the rider) | Failed (system cancel or
-/// allocation failed) | Rejected | RideStarted | Allocated | Paid | Requested.
+/// allocation failed) | Rejected | Completed | RideStarted | Allocated | Paid | Requested.
 pub fn grab_status(f: &GrabFacts) -> GrabStatus {
     let by_system = |c: &events::GrabCancelled| c.initiated_by == CANCELLED_BY_SYSTEM;
     match f {
@@ -219,6 +225,10 @@ pub fn grab_status(f: &GrabFacts) -> GrabStatus {
             payment_rejected: Some(_),
             ..
         } => GrabStatus::Rejected,
+        GrabFacts {
+            ride_completed: Some(_),
+            ..
+        } => GrabStatus::Completed,
         GrabFacts {
             ride_started: Some(_),
             ..
@@ -248,10 +258,13 @@ pub fn payment_status(f: &GrabFacts) -> Option<PaymentStatus> {
     }
 }
 
-/// The allocation status: Cancelled > RideStarted > Allocated | Failed; `None` before any.
+/// The allocation status: Cancelled > Completed > RideStarted > Allocated | Failed; `None`
+/// before any.
 pub fn allocation_status(f: &GrabFacts) -> Option<AllocationStatus> {
     if f.allocation_cancelled.is_some() {
         Some(AllocationStatus::Cancelled)
+    } else if f.ride_completed.is_some() {
+        Some(AllocationStatus::Completed)
     } else if f.ride_started.is_some() {
         Some(AllocationStatus::RideStarted)
     } else if f.taxi_allocated.is_some() {
@@ -451,6 +464,16 @@ mod tests {
         })
     }
 
+    fn ride_completed() -> DomainEvent {
+        DomainEvent::RideCompleted(events::RideCompleted {
+            allocation_id: allocation_id(),
+            grab_id: grab_id(),
+            taxi_id: taxi_id(),
+            taxi_num: "서울32저4703".into(),
+            completed_at: at(4),
+        })
+    }
+
     fn grab_cancelled(by: &str) -> DomainEvent {
         DomainEvent::GrabCancelled(events::GrabCancelled {
             grab_id: grab_id(),
@@ -531,6 +554,21 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- order independence
+
+    #[test]
+    fn a_completed_ride_converges_to_completed_whatever_the_order() {
+        let v = assert_order_independent(&[
+            grab_requested(),
+            payment_approved(),
+            taxi_allocated(),
+            ride_started(),
+            ride_completed(),
+        ]);
+        assert_eq!(v.grab_status, GrabStatus::Completed);
+        assert_eq!(v.payment_status, Some(PaymentStatus::Approved));
+        assert_eq!(v.allocation_status, Some(AllocationStatus::Completed));
+        assert_eq!(v.updated_at, Some(at(4)));
+    }
 
     #[test]
     fn a_ride_converges_to_ride_started_whatever_the_order() {

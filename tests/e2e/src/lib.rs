@@ -294,6 +294,32 @@ impl Saga {
         .await
     }
 
+    /// Wait until grab's own record of `grab_id` (`GET /grabs/{id}`) reaches `status`.
+    pub async fn grab_until(&self, grab_id: &str, status: &str) -> Result<Value> {
+        let path = format!("/grabs/{grab_id}");
+        self.eventually(&format!("grab {status}"), Duration::from_secs(20), || {
+            let path = path.clone();
+            async move {
+                let g = self.get(&path).await?;
+                Ok((g.body["grabStatus"] == json!(status)).then_some(g.body))
+            }
+        })
+        .await
+    }
+
+    /// The allocation allocate made for a grab (`GET /allocations?grabId=`), once there is one.
+    pub async fn allocation_of(&self, grab_id: &str) -> Result<Value> {
+        let path = format!("/allocations?grabId={grab_id}");
+        self.eventually("an allocation", Duration::from_secs(20), || {
+            let path = path.clone();
+            async move {
+                let a = self.get(&path).await?;
+                Ok(list_of(&a.body, "allocations").into_iter().next())
+            }
+        })
+        .await
+    }
+
     /// The local broker's dead letters.
     pub async fn dead_letters(&self) -> Result<Vec<Value>> {
         let a = self.get("/broker/deadletters").await?;
@@ -362,21 +388,22 @@ pub struct Invariants {
     pub grabs: usize,
     pub approved_krw: i64,
     pub refunded_krw: i64,
-    pub active_ride_fares_krw: i64,
+    pub ridden_fares_krw: i64,
     pub by_status: HashMap<String, usize>,
 }
 
 /// Stable grab states: nothing more will happen to them without a rider or driver.
-pub const STABLE: [&str; 5] = [
+pub const STABLE: [&str; 6] = [
     "Allocated",
     "RideStarted",
+    "Completed",
     "Cancelled",
     "Rejected",
     "Failed",
 ];
 
 /// Assert, for every grab: it is in a stable state; its money is right (approved −
-/// refunded = fare exactly when it has an allocated or started ride); grab-status agrees
+/// refunded = fare exactly when it has an allocated, started or completed ride); grab-status agrees
 /// with grab, pay and allocate; and no taxi has two active rides.
 pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariants> {
     let mut inv = Invariants::default();
@@ -416,6 +443,7 @@ pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariant
         let allocs = s.get(&format!("/allocations?grabId={id}")).await?;
         let allocations = list_of(&allocs.body, "allocations");
         let mut active = false;
+        let mut completed = false;
         let mut allocation_status = Value::Null;
         for a in &allocations {
             let st = a["status"]
@@ -423,6 +451,7 @@ pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariant
                 .or(a["allocationStatus"].as_str())
                 .unwrap_or("");
             allocation_status = json!(st);
+            completed |= st == "Completed";
             if st == "Allocated" || st == "RideStarted" {
                 active = true;
                 let taxi = a["taxiId"].as_str().unwrap_or("").to_owned();
@@ -432,15 +461,19 @@ pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariant
             }
         }
         let fare = grab.body["estimatedFee"].as_i64().unwrap_or(0);
-        let expected = if active { fare } else { 0 };
+        let ridden = active || completed;
+        let expected = if ridden { fare } else { 0 };
         if net != expected {
-            bail!("grab {id} ({status}): charged {net} KRW net, expected {expected} (active ride: {active})");
+            bail!("grab {id} ({status}): charged {net} KRW net, expected {expected} (active ride: {active}, completed: {completed})");
         }
-        if active {
-            inv.active_ride_fares_krw += fare;
-            if !matches!(status.as_str(), "Allocated" | "RideStarted") {
-                bail!("grab {id} is {status} but its taxi allocation is active");
-            }
+        if ridden {
+            inv.ridden_fares_krw += fare;
+        }
+        if active && !matches!(status.as_str(), "Allocated" | "RideStarted") {
+            bail!("grab {id} is {status} but its taxi allocation is active");
+        }
+        if completed && status != "Completed" {
+            bail!("grab {id} is {status} but its ride was completed");
         }
         let view = s.get(&format!("/grabStatuses/{id}")).await?;
         if view.status != 200 {
@@ -466,12 +499,12 @@ pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariant
         }
         inv.grabs += 1;
     }
-    if inv.approved_krw - inv.refunded_krw != inv.active_ride_fares_krw {
+    if inv.approved_krw - inv.refunded_krw != inv.ridden_fares_krw {
         bail!(
-            "money: approved {} - refunded {} != fares of active rides {}",
+            "money: approved {} - refunded {} != fares of allocated, started and completed rides {}",
             inv.approved_krw,
             inv.refunded_krw,
-            inv.active_ride_fares_krw
+            inv.ridden_fares_krw
         );
     }
     Ok(inv)

@@ -195,6 +195,20 @@ fn cases() -> Vec<Case> {
             404,
             "non-UUID allocation id",
         ),
+        case(
+            "POST",
+            &format!("/allocations/{unknown}/complete"),
+            b"",
+            404,
+            "complete unknown allocation",
+        ),
+        case(
+            "GET",
+            &format!("/allocations/{unknown}/complete"),
+            b"",
+            405,
+            "complete is a POST",
+        ),
         case("GET", "/allocations/a/b/c/d", b"", 404, "unknown route"),
         // grab-status
         case(

@@ -413,10 +413,7 @@ async fn fifty_concurrent_grabs_for_ten_taxis_allocate_exactly_ten() {
         "{:?}",
         inv.by_status
     );
-    assert_eq!(
-        inv.refunded_krw,
-        inv.approved_krw - inv.active_ride_fares_krw
-    );
+    assert_eq!(inv.refunded_krw, inv.approved_krw - inv.ridden_fares_krw);
     let taxis = s.get("/taxis").await.unwrap();
     assert!(
         !taxis.text.contains("Available"),

@@ -61,15 +61,8 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
         "correlation id travels with every event"
     );
 
-    let allocs = s.get(&format!("/allocations?grabId={id}")).await.unwrap();
-    let alloc_id = allocs
-        .body
-        .as_array()
-        .map(|v| v[0].clone())
-        .unwrap_or_else(|| allocs.body["allocations"][0].clone())["allocationId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let alloc = s.allocation_of(&id).await.unwrap();
+    let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
     let accept = s
         .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
         .await
@@ -84,6 +77,61 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     let grab = s.get(&format!("/grabs/{id}")).await.unwrap();
     assert_eq!(grab.body["grabStatus"], json!("RideStarted"));
     s.check_invariants(&[id]).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider() {
+    let s = Saga::start().await.unwrap();
+    let taxi = taxi_near_seoul_station(&s, "서울50마5000").await;
+    let first = s.request_grab(PHONE, 15_000).await.unwrap();
+    assert_eq!(first.status, 201, "{}", first.text);
+    let id = first.body["id"].as_str().unwrap().to_owned();
+    let alloc = s.allocation_of(&id).await.unwrap();
+    let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
+    let complete = format!("/allocations/{alloc_id}/complete");
+
+    let early = s.post_raw(&complete, b"", &[]).await.unwrap();
+    early.assert_problem(409);
+    let accept = format!("/allocations/{alloc_id}/accept");
+    assert_eq!(s.post_raw(&accept, b"", &[]).await.unwrap().status, 200);
+    for _ in 0..2 {
+        let done = s.post_raw(&complete, b"", &[]).await.unwrap();
+        assert_eq!(
+            done.status, 200,
+            "completing twice is one drop-off: {}",
+            done.text
+        );
+        assert_eq!(done.body["status"], json!("Completed"));
+    }
+    s.post_raw(&accept, b"", &[])
+        .await
+        .unwrap()
+        .assert_problem(409);
+    assert_eq!(
+        s.get(&format!("/taxis/{taxi}")).await.unwrap().body["status"],
+        json!("Available")
+    );
+    let view = s
+        .status_until(&id, "ride completed", is("grabStatus", "Completed"))
+        .await
+        .unwrap();
+    assert_eq!(view["allocationStatus"], json!("Completed"));
+    assert_eq!(
+        view["paymentStatus"],
+        json!("Approved"),
+        "the fare stays charged"
+    );
+    s.grab_until(&id, "Completed").await.unwrap();
+    let cancel = s.delete(&format!("/grabs/{id}")).await.unwrap();
+    cancel.assert_problem(409);
+
+    // The same taxi takes the next rider.
+    let second = s.request_grab("010-4444-5555", 9_000).await.unwrap();
+    assert_eq!(second.status, 201, "{}", second.text);
+    let next = second.body["id"].as_str().unwrap().to_owned();
+    let alloc = s.allocation_of(&next).await.unwrap();
+    assert_eq!(alloc["taxiId"], json!(taxi));
+    s.check_invariants(&[id, next]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -131,16 +179,7 @@ async fn with_no_taxi_available_the_rider_is_refunded_and_the_grab_fails() {
         .unwrap();
     assert_eq!(view["allocationStatus"], json!("Failed"));
     assert_eq!(view["grabStatus"], json!("Failed"));
-    s.eventually(
-        "grab marked Failed",
-        std::time::Duration::from_secs(20),
-        || async {
-            let g = s.get(&format!("/grabs/{id}")).await?;
-            Ok((g.body["grabStatus"] == json!("Failed")).then_some(()))
-        },
-    )
-    .await
-    .unwrap();
+    s.grab_until(&id, "Failed").await.unwrap();
     s.check_invariants(&[id]).await.unwrap();
 }
 
@@ -217,12 +256,7 @@ async fn cancelling_after_the_ride_started_is_refused_with_409() {
     s.status_until(&id, "allocated", is("allocationStatus", "Allocated"))
         .await
         .unwrap();
-    let allocs = s.get(&format!("/allocations?grabId={id}")).await.unwrap();
-    let alloc = allocs
-        .body
-        .as_array()
-        .map(|v| v[0].clone())
-        .unwrap_or_else(|| allocs.body["allocations"][0].clone());
+    let alloc = s.allocation_of(&id).await.unwrap();
     let alloc_id = alloc["allocationId"].as_str().unwrap();
     assert_eq!(
         s.post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
@@ -231,16 +265,7 @@ async fn cancelling_after_the_ride_started_is_refused_with_409() {
             .status,
         200
     );
-    s.eventually(
-        "grab learns the ride started",
-        std::time::Duration::from_secs(20),
-        || async {
-            let g = s.get(&format!("/grabs/{id}")).await?;
-            Ok((g.body["grabStatus"] == json!("RideStarted")).then_some(()))
-        },
-    )
-    .await
-    .unwrap();
+    s.grab_until(&id, "RideStarted").await.unwrap();
     s.delete(&format!("/grabs/{id}"))
         .await
         .unwrap()

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Event types each component emits. Mirrors DESIGN.md section 4 (the saga contract); may later be
+/// Event types each component emits. Mirrors DESIGN.md section 4 (the saga contract) plus
+/// `htaxi.RideCompleted` (the driver's drop-off, which DESIGN.md leaves out); may later be
 /// replaced by the shared crate's event catalogue.
 pub const EMITS: &[(&str, &[&str])] = &[
     ("grab", &["htaxi.GrabRequested", "htaxi.GrabCancelled"]),
@@ -31,6 +32,7 @@ pub const EMITS: &[(&str, &[&str])] = &[
             "htaxi.AllocationFailed",
             "htaxi.AllocationCancelled",
             "htaxi.RideStarted",
+            "htaxi.RideCompleted",
         ],
     ),
     ("grab-status", &[]),
@@ -45,6 +47,7 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             "htaxi.TaxiAllocated",
             "htaxi.AllocationFailed",
             "htaxi.RideStarted",
+            "htaxi.RideCompleted",
         ],
     ),
     ("pay", &["htaxi.AllocationFailed", "htaxi.GrabCancelled"]),
@@ -64,6 +67,7 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             "htaxi.AllocationFailed",
             "htaxi.AllocationCancelled",
             "htaxi.RideStarted",
+            "htaxi.RideCompleted",
         ],
     ),
 ];
