@@ -308,12 +308,25 @@ pub fn persist(
             &[text(grab_id.as_str()), ts(*at), text(reason.clone())],
         ),
         AllocationEvent::AllocationCancelled(e) => {
+            let prior = tx.query(
+                "SELECT status FROM allocations WHERE allocation_id = ?",
+                &[text(e.allocation_id.as_str())],
+            )?;
+            let completed = prior
+                .rows()
+                .next()
+                .and_then(|r| r.get::<&str>("status").map(|s| s == "Completed"))
+                .unwrap_or(false);
             tx.exec(
-                "UPDATE allocations SET status = 'Cancelled', cancelled_at = ?, cancel_reason = ? WHERE allocation_id = ? AND status IN ('Allocated', 'RideStarted')",
+                "UPDATE allocations SET status = 'Cancelled', cancelled_at = ?, cancel_reason = ? WHERE allocation_id = ? AND status IN ('Allocated', 'RideStarted', 'Completed')",
                 &[ts(e.cancelled_at), text(e.reason.clone()), text(e.allocation_id.as_str())],
             )?;
             if tx.changes() != 1 {
-                bail!("allocation {} was not active when cancelling it", e.allocation_id);
+                bail!("allocation {} was already cancelled", e.allocation_id);
+            }
+            // A completed ride already freed its taxi (which may be on another ride now).
+            if completed {
+                return Ok(());
             }
             set_taxi_status(tx, &e.taxi_id, TaxiStatus::Busy, TaxiStatus::Available, e.cancelled_at)
         }

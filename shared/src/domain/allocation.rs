@@ -419,9 +419,11 @@ pub fn decide_allocate(
     Ok(vec![event])
 }
 
-/// Decide what a `GrabCancelled` does: always tombstone the grab (once); an active
-/// allocation (Allocated or RideStarted: the cancel was accepted by grab, so it wins) is
-/// cancelled and its taxi released.
+/// Decide what a `GrabCancelled` does: always tombstone the grab (once); an allocation
+/// that is not already cancelled is cancelled, because grab accepted the cancel, so it wins.
+/// That covers a ride the driver started, or even completed, before the cancel reached us
+/// (the rider is refunded either way). Its taxi is released unless the completion already
+/// freed it.
 pub fn decide_cancel(
     state: &GrabAllocation,
     cmd: CancelGrab,
@@ -434,7 +436,11 @@ pub fn decide_cancel(
             at: cmd.now,
         });
     }
-    if let Some(a) = state.allocation.as_ref().filter(|a| a.status.is_active()) {
+    if let Some(a) = state
+        .allocation
+        .as_ref()
+        .filter(|a| a.status != AllocationStatus::Cancelled)
+    {
         out.push(AllocationEvent::AllocationCancelled(
             events::AllocationCancelled {
                 allocation_id: a.allocation_id.clone(),
@@ -978,7 +984,7 @@ mod tests {
     }
 
     #[test]
-    fn completing_twice_is_idempotent_and_a_late_cancel_releases_nothing() {
+    fn completing_twice_is_idempotent_and_accepting_a_completed_ride_is_refused() {
         let s = ride_started();
         let s = complete(&s).unwrap().iter().fold(s, GrabAllocation::apply);
         assert!(complete(&s).unwrap().is_empty());
@@ -986,13 +992,21 @@ mod tests {
             decide_accept(s.allocation.as_ref().unwrap(), AcceptRide { now: now() }),
             Err(AllocationError::RideCompleted(allocation_id().to_string()))
         );
-        let events = decide_cancel(&s, cancel()).unwrap();
-        assert!(
-            events
-                .iter()
-                .all(|e| !matches!(e, AllocationEvent::AllocationCancelled(_))),
-            "{events:?}"
+    }
+
+    #[test]
+    fn a_cancel_grab_accepted_before_the_ride_was_completed_still_wins() {
+        // The rider cancelled while the driver accepted and dropped off: grab accepted the
+        // cancel (and pay refunds it), so the allocation ends Cancelled, not Completed.
+        let s = ride_started();
+        let s = complete(&s).unwrap().iter().fold(s, GrabAllocation::apply);
+        let s = cancelled(s);
+        assert!(s.cancelled);
+        assert_eq!(
+            s.allocation.as_ref().unwrap().status,
+            AllocationStatus::Cancelled
         );
+        assert!(decide_cancel(&s, cancel()).unwrap().is_empty(), "once only");
     }
 
     #[test]

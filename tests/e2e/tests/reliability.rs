@@ -324,6 +324,46 @@ async fn broker_down_while_producers_commit_loses_nothing_once_it_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_that_races_the_drivers_drop_off_still_wins_and_refunds() {
+    let s = Saga::start().await.unwrap();
+    let taxi = s
+        .register_taxi("서울93차9300", 37.556, 126.972)
+        .await
+        .unwrap();
+    let a = s.request_grab(PHONE, 15_000).await.unwrap();
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = id_of(&a);
+    let alloc = s.allocation_of(&id).await.unwrap();
+    let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
+    // The rider cancels; grab accepts it, but the news is held up on its way to allocate.
+    let down = s.fault(fault("broker", Fault::Respond { status: 503 }, None));
+    let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
+    assert_eq!(d.status, 204, "{}", d.text);
+    // Meanwhile the driver, who has not heard, picks the rider up and drops them off.
+    for step in ["accept", "complete"] {
+        let r = s
+            .post_raw(&format!("/allocations/{alloc_id}/{step}"), b"", &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{step}: {}", r.text);
+    }
+    s.app().faults().clear(down);
+    let view = s
+        .status_until(&id, "the cancel wins", |v| {
+            v["allocationStatus"] == json!("Cancelled") && v["paymentStatus"] == json!("Refunded")
+        })
+        .await
+        .unwrap();
+    assert_eq!(view["grabStatus"], json!("Cancelled"));
+    assert_eq!(
+        s.get(&format!("/taxis/{taxi}")).await.unwrap().body["status"],
+        json!("Available"),
+        "the drop-off freed the taxi once; the cancel does not touch it again"
+    );
+    settle(&s, &[id]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_flushes_of_a_backlog_send_each_event_to_the_broker_once() {
     let s = Saga::start().await.unwrap();
     let (down, ids) = rides_while_the_broker_is_down(&s, 4, "서울92차92").await;

@@ -93,7 +93,8 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
                     .post_raw(&format!("/allocations/{alloc}/complete"), b"", &[])
                     .await
                     .unwrap();
-                assert_eq!(r.status, 200, "{}", r.text);
+                // 409: the rider's cancel reached allocate first.
+                assert!(r.status == 200 || r.status == 409, "{}", r.text);
                 completed = true;
                 continue;
             }
