@@ -62,6 +62,34 @@ pub fn run(
     Ok(report)
 }
 
+/// Dead-letter a delivery that could not even be attempted (no subscriber answer to record).
+fn dead_letter_unsent(
+    db: &Db,
+    c: &Claimed,
+    what: &str,
+    reason: String,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let corr = c.event.envelope.correlation();
+    htaxi_shared::log!(crate::COMPONENT, corr, "dead letter: {what}: {reason}");
+    report.dead_lettered += 1;
+    let dl = DeadLetter {
+        reason,
+        knativeerrorcode: None,
+        knativeerrordata: None,
+    };
+    db::record_dead_letter(
+        db,
+        c.id,
+        &dl,
+        &AttemptRecord {
+            status: None,
+            error: None,
+            response: None,
+        },
+    )
+}
+
 /// One attempt at one delivery, and its record.
 fn attempt(db: &Db, wiring: &Wiring, c: &Claimed, report: &mut Report) -> anyhow::Result<()> {
     let corr = c.event.envelope.correlation();
@@ -75,44 +103,14 @@ fn attempt(db: &Db, wiring: &Wiring, c: &Claimed, report: &mut Report) -> anyhow
         c.attempt
     );
     let Some(trigger) = wiring.trigger(&c.trigger) else {
-        let dl = DeadLetter {
-            reason: format!("Trigger {} is no longer in the manifests", c.trigger),
-            knativeerrorcode: None,
-            knativeerrordata: None,
-        };
-        htaxi_shared::log!(crate::COMPONENT, corr, "dead letter: {what}: {}", dl.reason);
-        report.dead_lettered += 1;
-        return db::record_dead_letter(
-            db,
-            c.id,
-            &dl,
-            &AttemptRecord {
-                status: None,
-                error: None,
-                response: None,
-            },
-        );
+        let reason = format!("Trigger {} is no longer in the manifests", c.trigger);
+        return dead_letter_unsent(db, c, &what, reason, report);
     };
     let msg = match c.event.delivery_message(c.event_seq) {
         Ok(m) => m,
         Err(e) => {
-            let dl = DeadLetter {
-                reason: format!("the stored event cannot be re-encoded: {e}"),
-                knativeerrorcode: None,
-                knativeerrordata: None,
-            };
-            htaxi_shared::log!(crate::COMPONENT, corr, "dead letter: {what}: {}", dl.reason);
-            report.dead_lettered += 1;
-            return db::record_dead_letter(
-                db,
-                c.id,
-                &dl,
-                &AttemptRecord {
-                    status: None,
-                    error: None,
-                    response: None,
-                },
-            );
+            let reason = format!("the stored event cannot be re-encoded: {e}");
+            return dead_letter_unsent(db, c, &what, reason, report);
         }
     };
     let sent = client::send(&OutboundRequest {
