@@ -13,10 +13,10 @@ use crate::domain::{GeoPoint, InvalidValue, Money, PhoneNumber};
 use crate::events::{DomainEvent, GrabCancelled, GrabRequested};
 use crate::ids::{AllocationId, CorrelationId, GrabId, PaymentId, TaxiId};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// Where a grab stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a grab stands. Serialised as its status word (see [`GrabStatus::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GrabStatus {
     /// Stored; pay has not answered yet.
     Requested,

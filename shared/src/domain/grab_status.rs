@@ -122,34 +122,8 @@ impl GrabFacts {
     }
 }
 
-/// The rider-facing status of a grab.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum GrabStatus {
-    Requested,
-    Paid,
-    Allocated,
-    RideStarted,
-    Completed,
-    Cancelled,
-    Rejected,
-    Failed,
-}
-
-impl GrabStatus {
-    /// The status word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GrabStatus::Requested => "Requested",
-            GrabStatus::Paid => "Paid",
-            GrabStatus::Allocated => "Allocated",
-            GrabStatus::RideStarted => "RideStarted",
-            GrabStatus::Completed => "Completed",
-            GrabStatus::Cancelled => "Cancelled",
-            GrabStatus::Rejected => "Rejected",
-            GrabStatus::Failed => "Failed",
-        }
-    }
-}
+/// The rider-facing status of a grab: the same words grab itself uses.
+pub use super::grab::GrabStatus;
 
 /// The payment's status as events report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
