@@ -13,8 +13,8 @@
 //! Kafka record, visible in `GET /broker/events`), but a Trigger that already has the
 //! same (source, id) pending or delivered gets no second delivery row. Knative would
 //! deliver it again and the consumer's inbox would drop it; locally that is pointless
-//! work (producers' outbox flushes re-send rows under load, which would multiply the
-//! traffic). A re-publish of a dead-lettered event is queued again. Consumers' duplicate
+//! work (a producer re-sends a row whose send timed out or whose lease expired, which
+//! would multiply the traffic). A re-publish of a dead-lettered event is queued again. Consumers' duplicate
 //! handling is still exercised by retries (a timed-out attempt the subscriber did
 //! process is delivered again) and by operator redelivery.
 
