@@ -37,6 +37,13 @@ pub enum ApiError {
     /// A business rule refuses the request in the resource's current state (409).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Another request with the same `Idempotency-Key` is still running (409 +
+    /// Retry-After); this one stored nothing.
+    #[error("{detail}")]
+    InProgress {
+        detail: String,
+        retry_after_secs: u32,
+    },
     /// The payment was refused (402).
     #[error("payment rejected: {0}")]
     PaymentRejected(String),
@@ -83,7 +90,7 @@ impl ApiError {
             ApiError::PaymentRejected(_) => 402,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::Conflict(_) => 409,
+            ApiError::Conflict(_) | ApiError::InProgress { .. } => 409,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::InvalidField { .. } => 422,
@@ -108,6 +115,11 @@ impl ApiError {
             ApiError::NotFound(_) => ("not-found", "Not found", None),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed", None),
             ApiError::Conflict(_) => ("conflict", "Conflict", None),
+            ApiError::InProgress { .. } => (
+                "idempotency-key-in-progress",
+                "Request in progress",
+                Some("Idempotency-Key".to_owned()),
+            ),
             ApiError::PaymentRejected(_) => ("payment-rejected", "Payment rejected", None),
             ApiError::Unavailable { .. } => ("service-unavailable", "Service unavailable", None),
             ApiError::Internal(_) => ("internal", "Internal error", None),
@@ -134,6 +146,9 @@ impl ApiError {
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::InProgress {
                 retry_after_secs, ..
             } => vec![("retry-after", retry_after_secs.to_string())],
             ApiError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_owned())],
@@ -181,6 +196,17 @@ mod tests {
         };
         assert_eq!(e.status(), 503);
         assert_eq!(e.headers(), vec![("retry-after", "7".to_owned())]);
+    }
+
+    #[test]
+    fn a_request_in_progress_is_a_409_with_retry_after() {
+        let e = ApiError::InProgress {
+            detail: "a request with this Idempotency-Key is in progress".into(),
+            retry_after_secs: 3,
+        };
+        assert_eq!(e.status(), 409);
+        assert_eq!(e.headers(), vec![("retry-after", "3".to_owned())]);
+        assert!(e.problem(None).detail.contains("in progress"));
     }
 
     #[test]

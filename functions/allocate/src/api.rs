@@ -12,7 +12,8 @@ use htaxi_shared::domain::allocation::{
 use htaxi_shared::ids::{AllocationId, GrabId, TaxiId};
 use htaxi_shared::log;
 use htaxi_shared::platform::http::{self, query_param, RequestContext};
-use htaxi_shared::platform::{idempotency, outbox};
+use htaxi_shared::platform::idempotency::{self, Claim, Keyed};
+use htaxi_shared::platform::outbox;
 use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
 
@@ -32,47 +33,40 @@ pub fn domain_error(e: AllocationError) -> ApiError {
     }
 }
 
-/// `?limit=`: 1..=500, default 50; anything else is a 422.
-pub fn limit(req: &Request) -> Result<u32, ApiError> {
-    match query_param(req, "limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                )
-            }),
-    }
-}
-
 /// `POST /taxis`: register a taxi → 201 + Location; a plate already registered → 409.
-/// An `Idempotency-Key` retry answers the original 201.
+/// An `Idempotency-Key` is claimed in the transaction that registers the taxi, so a
+/// retry, even one sent at the same time, answers the original 201.
 pub fn register_taxi(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
-    let key = idempotency::key(req)?;
+    let config = Config::load()?;
+    let keyed = Keyed::from_request(REGISTER_SCOPE, req)?;
     let dto: RegisterTaxiDto = http::json_body(req)?;
     let cmd = RegisterTaxi::try_from(dto)?;
     let db = db::open()?;
-    let hash = idempotency::fingerprint(req);
-    if let Some(k) = &key {
-        if let Some(stored) = idempotency::lookup(&db, REGISTER_SCOPE, k, &hash)? {
-            return Ok(stored.into_response(ctx.correlation.as_str()));
-        }
-    }
+    let proposed = TaxiId::new_random();
     db.transaction(|tx| {
+        let mut taxi_id = proposed.clone();
+        if let Some(k) = &keyed {
+            let now_ms = crate::now().timestamp_millis();
+            match idempotency::claim(tx, k, proposed.as_str(), &config.idempotency, now_ms)? {
+                Claim::Replay(answer) => return Ok(answer.into_response(ctx.correlation.as_str())),
+                Claim::Create => {}
+                // Registration commits in one transaction, so no key is left unfinished;
+                // should one be, it finishes under the id it reserved.
+                Claim::Resume { resource_id } => {
+                    taxi_id = TaxiId::parse(&resource_id).map_err(|e| {
+                        anyhow::anyhow!("Idempotency-Key names taxi {resource_id:?}: {e}")
+                    })?;
+                }
+            }
+        }
         let existing = db::taxi_by_num(tx, &cmd.taxi_num)?;
-        let taxi = decide_register(existing.as_ref(), cmd, TaxiId::new_random(), crate::now())
-            .map_err(domain_error)?;
+        let taxi =
+            decide_register(existing.as_ref(), cmd, taxi_id, crate::now()).map_err(domain_error)?;
         db::insert_taxi(tx, &taxi)?;
         let mut resp = http::json(201, &taxi, ctx);
         resp.set_header("location", format!("/taxis/{}", taxi.taxi_id));
-        if let Some(k) = &key {
-            let stored = idempotency::StoredResponse::from_response(&resp);
-            idempotency::store(tx, REGISTER_SCOPE, k, &hash, &stored)?;
+        if let Some(k) = &keyed {
+            idempotency::complete(tx, k, taxi.taxi_id.as_str(), &resp)?;
         }
         log!(
             COMPONENT,
@@ -93,7 +87,7 @@ pub fn list_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, ApiEr
                 .ok_or_else(|| ApiError::invalid("status", "must be Available or Busy"))
         })
         .transpose()?;
-    let limit = limit(req)?;
+    let limit = http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let db = db::open()?;
     Ok(http::json(200, &db::list_taxis(&db, status, limit)?, ctx))
 }
@@ -113,7 +107,7 @@ pub fn list_allocations(ctx: &RequestContext, req: &Request) -> Result<Response,
     let grab = query_param(req, "grabId")
         .map(|g| GrabId::parse(g.trim()).map_err(|e| ApiError::invalid("grabId", e.to_string())))
         .transpose()?;
-    let limit = limit(req)?;
+    let limit = http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let db = db::open()?;
     let found: Vec<StoredAllocation> = match grab {
         Some(g) => db::allocation_for_grab(&db, &g)?.into_iter().collect(),
@@ -188,5 +182,6 @@ pub fn driver_action(
 pub fn flush_outbox(ctx: &RequestContext) -> Result<Response, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
+    idempotency::sweep(&db, crate::now().timestamp_millis())?;
     outbox::flush_route(COMPONENT, ctx, &db, &config.broker_url)
 }

@@ -1,6 +1,6 @@
 //! allocate's Spin variables, read once per request into one typed [`Config`].
 
-use htaxi_shared::platform::config;
+use htaxi_shared::platform::{config, idempotency};
 
 /// What allocate needs from its deployment.
 #[derive(Debug, Clone)]
@@ -9,6 +9,8 @@ pub struct Config {
     pub broker_url: String,
     /// How far (metres, great-circle) a taxi may be from the pickup point.
     pub allocation_radius_m: u64,
+    /// `POST /taxis` Idempotency-Key lease and lifetime.
+    pub idempotency: idempotency::Policy,
 }
 
 impl Config {
@@ -17,6 +19,7 @@ impl Config {
         Ok(Self {
             broker_url: config::text("broker_url")?,
             allocation_radius_m: config::parsed("allocation_radius_m")?,
+            idempotency: idempotency::Policy::load()?,
         })
     }
 }

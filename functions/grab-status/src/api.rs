@@ -11,31 +11,13 @@ use spin_sdk::http::{Request, Response};
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
-/// `?limit=`: 1..=500, default 50; anything else is a 422.
-fn limit(req: &Request) -> Result<u32, ApiError> {
-    match query_param(req, "limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(raw) => raw
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                )
-            }),
-    }
-}
-
 /// `GET /grabStatuses`: the most recently updated rides, newest first; `?phoneNumber=`
 /// keeps one rider's (matched on digits, so `010-1234-5678` = `01012345678`).
 pub fn list(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
     let phone = query_param(req, "phoneNumber")
         .map(|p| PhoneNumber::parse(&p))
         .transpose()?;
-    let limit = limit(req)?;
+    let limit = http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let db = db::open()?;
     let views = db::list(&db, phone.as_ref().map(PhoneNumber::as_str), limit)?;
     Ok(http::json(200, &views, ctx))

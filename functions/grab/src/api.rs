@@ -16,7 +16,7 @@ use htaxi_shared::ids::GrabId;
 use htaxi_shared::log;
 use htaxi_shared::platform::db::Db;
 use htaxi_shared::platform::http::{self, RequestContext};
-use htaxi_shared::platform::idempotency::{self, StoredResponse};
+use htaxi_shared::platform::idempotency::{self, Claim, Keyed, StoredResponse};
 use htaxi_shared::platform::outbox;
 use htaxi_shared::problem::ApiError;
 use serde::Serialize;
@@ -75,53 +75,99 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// How `POST /grabs` starts, decided in its first transaction.
+enum Begun {
+    /// The key's request finished before: replay its answer.
+    Replay(StoredResponse),
+    /// Charge this grab (new, or resumed after its first request died unanswered).
+    Charge {
+        grab: Grab,
+        admission: Admission,
+        resumed: bool,
+    },
+}
+
 /// `POST /grabs`: store the grab, charge it through pay, answer 201 (paid), 402
 /// (rejected) or 503 + Retry-After (pay unavailable or breaker open; an open breaker
-/// stores nothing). With `Idempotency-Key`, a retry replays the first final answer.
+/// stores nothing). With `Idempotency-Key` the key is reserved in the transaction that
+/// stores the grab: a duplicate while it runs is 409 + Retry-After, a retry after it
+/// finished replays its answer, and a retry after it died resumes the same grab.
 pub fn create_grab(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
     let config = Config::load()?;
-    let idem_key = idempotency::key(req)?;
+    let keyed = Keyed::from_request(IDEMPOTENCY_SCOPE, req)?;
     let dto: RequestGrabDto = http::json_body(req)?;
     let cmd = RequestGrab::try_from(dto)?;
 
     let db = db::open()?;
-    let fingerprint = idempotency::fingerprint(req);
-    if let Some(key) = &idem_key {
-        if let Some(stored) = idempotency::lookup(&db, IDEMPOTENCY_SCOPE, key, &fingerprint)? {
-            log!(
-                COMPONENT,
-                ctx.correlation,
-                "replaying the answer for Idempotency-Key {key}"
-            );
-            return Ok(stored.into_response(ctx.correlation.as_str()));
-        }
-    }
-
-    let admission = breaker::admit(&db, &config.breaker, now_ms(), &ctx.correlation)?;
-    if let Admission::Refuse { retry_after_ms } = admission {
-        return Err(ApiError::Unavailable {
-            detail: "the payment service is unavailable (circuit open); nothing was stored, try again later"
-                .into(),
-            retry_after_secs: secs_ceil(retry_after_ms),
-        });
-    }
-
-    let (requested, event) = grab::request(
+    let (fresh, grab_requested) = grab::request(
         GrabId::new_random(),
         cmd,
         ctx.correlation.clone(),
         Utc::now(),
     );
-    db.transaction(|tx| -> Result<(), ApiError> {
-        db::insert(tx, &requested)?;
-        enqueue(tx, ctx, &event)?;
-        Ok(())
+    // One write transaction claims the key, asks the breaker and stores the grab: a
+    // refusal anywhere rolls all three back, so nothing is stored or charged.
+    let begun = db.transaction(|tx| -> Result<Begun, ApiError> {
+        let claim = match &keyed {
+            Some(k) => idempotency::claim(
+                tx,
+                k,
+                fresh.id.as_str(),
+                &config.idempotency,
+                now_ms(),
+            )?,
+            None => Claim::Create,
+        };
+        if let Claim::Replay(answer) = claim {
+            return Ok(Begun::Replay(answer));
+        }
+        let admission = breaker::admit(tx, &config.breaker, now_ms(), &ctx.correlation)?;
+        if let Admission::Refuse { retry_after_ms } = admission {
+            return Err(ApiError::Unavailable {
+                detail: "the payment service is unavailable (circuit open); nothing was stored, try again later"
+                    .into(),
+                retry_after_secs: secs_ceil(retry_after_ms),
+            });
+        }
+        let (grab, resumed) = match claim {
+            Claim::Resume { resource_id } => (resume(tx, &resource_id)?, true),
+            _ => {
+                db::insert(tx, &fresh)?;
+                enqueue(tx, ctx, &grab_requested)?;
+                (fresh.clone(), false)
+            }
+        };
+        Ok(Begun::Charge {
+            grab,
+            admission,
+            resumed,
+        })
     })?;
+    let (requested, admission, resumed) = match begun {
+        Begun::Replay(answer) => {
+            log!(
+                COMPONENT,
+                ctx.correlation,
+                "replaying the answer for an Idempotency-Key"
+            );
+            return Ok(answer.into_response(ctx.correlation.as_str()));
+        }
+        Begun::Charge {
+            grab,
+            admission,
+            resumed,
+        } => (grab, admission, resumed),
+    };
     log!(
         COMPONENT,
         ctx.correlation,
-        "grab {} requested ({} KRW)",
+        "grab {} {} ({} KRW)",
         requested.id,
+        if resumed {
+            "resumed: its first request ended unanswered"
+        } else {
+            "requested"
+        },
         requested.estimated_fee.as_krw()
     );
 
@@ -174,14 +220,22 @@ pub fn create_grab(ctx: &RequestContext, req: &Request) -> Result<Response, ApiE
             settled.grab.status.as_str()
         );
         let response = creation_answer(ctx, &settled.grab, &call.outcome, &breaker_now, &config);
-        if let Some(key) = &idem_key {
-            let stored = StoredResponse::from_response(&response);
-            idempotency::store(tx, IDEMPOTENCY_SCOPE, key, &fingerprint, &stored)?;
+        if let Some(k) = &keyed {
+            idempotency::complete(tx, k, requested.id.as_str(), &response)?;
         }
         Ok(response)
     })?;
     flush_after_commit(ctx, &db, &config);
     Ok(response)
+}
+
+/// The grab an unfinished request with the same key stored (in the same transaction as
+/// its key, so it is there).
+fn resume(tx: &Db, resource_id: &str) -> Result<Grab, ApiError> {
+    let id = GrabId::parse(resource_id)
+        .map_err(|e| anyhow::anyhow!("Idempotency-Key names grab {resource_id:?}: {e}"))?;
+    Ok(db::find(tx, &id)?
+        .ok_or_else(|| anyhow::anyhow!("Idempotency-Key names grab {id}, which is not stored"))?)
 }
 
 /// The rider's answer once pay has been heard from (or given up on).
@@ -238,14 +292,7 @@ pub fn list_grabs(ctx: &RequestContext, req: &Request) -> Result<Response, ApiEr
         ApiError::invalid("phoneNumber", "query parameter phoneNumber is required")
     })?;
     let phone = PhoneNumber::parse(&raw)?;
-    let limit = match http::query_param(req, "limit") {
-        None => LIST_DEFAULT,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=LIST_MAX).contains(l))
-            .ok_or_else(|| ApiError::invalid("limit", format!("must be 1-{LIST_MAX}")))?,
-    };
+    let limit = http::limit_param(req, LIST_DEFAULT, LIST_MAX)?;
     let db = db::open()?;
     let grabs = db::list_by_phone(&db, &phone, limit)?;
     let views: Vec<GrabView<'_>> = grabs.iter().map(GrabView::from).collect();
@@ -299,6 +346,7 @@ pub fn flush_outbox(ctx: &RequestContext) -> Result<Response, ApiError> {
     let config = Config::load()?;
     let db = db::open()?;
     reconcile_stale(ctx, &db, &config)?;
+    idempotency::sweep(&db, now_ms())?;
     outbox::flush_route(COMPONENT, ctx, &db, &config.broker_url)
 }
 

@@ -10,22 +10,21 @@ use htaxi_shared::ids::CorrelationId;
 use htaxi_shared::log;
 use htaxi_shared::platform::db::Db;
 
-/// Ask the shared breaker whether to call pay now (claims the trial when half-opening).
+/// Ask the shared breaker whether to call pay now, inside the caller's write transaction
+/// (claims the trial when half-opening).
 pub fn admit(
-    db: &Db,
+    tx: &Db,
     policy: &BreakerPolicy,
     now_ms: i64,
     corr: &CorrelationId,
 ) -> anyhow::Result<Admission> {
-    db.transaction(|tx| {
-        let before = db::load_breaker(tx)?;
-        let (after, admission) = before.admit(policy, now_ms);
-        if after != before {
-            db::save_breaker(tx, &after)?;
-            log_transition(&before, &after, corr);
-        }
-        Ok(admission)
-    })
+    let before = db::load_breaker(tx)?;
+    let (after, admission) = before.admit(policy, now_ms);
+    if after != before {
+        db::save_breaker(tx, &after)?;
+        log_transition(&before, &after, corr);
+    }
+    Ok(admission)
 }
 
 /// Record how a call went; returns the breaker as it now stands.

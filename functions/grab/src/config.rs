@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 use htaxi_shared::domain::grab::BreakerPolicy;
-use htaxi_shared::platform::config;
+use htaxi_shared::platform::{config, idempotency};
 use std::time::Duration;
 
 /// Everything grab reads from its variables.
@@ -21,6 +21,10 @@ pub struct Config {
     /// When the breaker opens and for how long (`breaker_failure_threshold`,
     /// `breaker_cooldown_ms`).
     pub breaker: BreakerPolicy,
+    /// How long a `POST /grabs` holds its Idempotency-Key and how long the key lives
+    /// (`idempotency_lease_ms`, `idempotency_ttl_secs`). The lease should outlast the
+    /// longest pay call; a shorter one only re-drives the same per-grab idempotent charge.
+    pub idempotency: idempotency::Policy,
 }
 
 impl Config {
@@ -50,6 +54,7 @@ impl Config {
                 failure_threshold: threshold,
                 cooldown_ms: i64::from(cooldown_ms),
             },
+            idempotency: idempotency::Policy::load()?,
         })
     }
 }

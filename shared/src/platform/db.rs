@@ -30,6 +30,10 @@ pub const PLATFORM_MIGRATIONS: &[Migration] = &[
         id: "platform/0004_outbox_lease",
         sql: include_str!("../../migrations/0004_outbox_lease.sql"),
     },
+    Migration {
+        id: "platform/0005_idempotency_reservation",
+        sql: include_str!("../../migrations/0005_idempotency_reservation.sql"),
+    },
 ];
 
 /// A component's database connection.

@@ -75,6 +75,26 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     })
 }
 
+/// A page size from `?limit=`: a whole number from 1 to `max`, `default` when absent;
+/// anything else is a 422 naming `limit`.
+pub fn limit_param(req: &Request, default: u32, max: u32) -> Result<u32, ApiError> {
+    parse_limit(query_param(req, "limit").as_deref(), default, max)
+}
+
+fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid("limit", format!("must be a whole number from 1 to {max}"))
+            }),
+    }
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -301,6 +321,18 @@ pub fn health(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_size_is_a_whole_number_within_its_bounds() {
+        assert_eq!(parse_limit(None, 50, 500).unwrap(), 50);
+        assert_eq!(parse_limit(Some(" 7 "), 50, 500).unwrap(), 7);
+        assert_eq!(parse_limit(Some("500"), 50, 500).unwrap(), 500);
+        for bad in ["0", "501", "-1", "ten", "", "1.5"] {
+            let e = parse_limit(Some(bad), 50, 500).unwrap_err();
+            assert_eq!(e.status(), 422, "{bad}");
+            assert_eq!(e.problem(None).field.as_deref(), Some("limit"));
+        }
+    }
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]

@@ -106,6 +106,20 @@ fn cases() -> Vec<Case> {
         json_case(
             "POST",
             "/grabs",
+            grab_with(|b| b["destination"]["lng"] = json!(180.5)),
+            422,
+            "longitude out of range",
+        ),
+        json_case(
+            "POST",
+            "/taxis",
+            json!({"taxiNum": "서울1", "location": {"lat": 37.5, "lng": -181}}),
+            422,
+            "taxi longitude out of range",
+        ),
+        json_case(
+            "POST",
+            "/grabs",
             grab_with(|b| b["phoneNumber"] = json!("call me")),
             422,
             "bad phone",

@@ -149,6 +149,25 @@ async fn slow_and_flapping_pay_trips_the_breaker_and_nobody_is_charged_for_a_fai
     a.assert_problem(503);
     let a = s.request_grab(PHONE, 8_000).await.unwrap();
     a.assert_problem(503);
+    // Two consecutive failures opened the breaker: the next rider is refused at once,
+    // without a call to pay, and nothing is stored.
+    let health = s.get("/health/grab").await.unwrap();
+    assert_eq!(
+        health.body["payBreaker"]["state"],
+        json!("open"),
+        "{}",
+        health.text
+    );
+    let calls = s.app().faults().component_stats("grab").outbound_calls;
+    let fast = s.request_grab(PHONE, 8_000).await.unwrap();
+    fast.assert_problem(503);
+    assert!(fast.header("retry-after").is_some(), "{}", fast.text);
+    assert!(fast.text.contains("circuit open"), "{}", fast.text);
+    assert_eq!(
+        s.app().faults().component_stats("grab").outbound_calls,
+        calls,
+        "an open breaker does not call pay"
+    );
     s.app().faults().clear(slow);
     // After the cool-down the half-open trial succeeds and closes the breaker.
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -545,6 +564,7 @@ async fn every_event_delivered_one_to_five_times_concurrently_in_shuffled_order_
     let shuffled: Vec<_> = (0..len)
         .map(|i| deliveries[(i * stride) % len].clone())
         .collect();
+    let shuffled_paths: Vec<String> = shuffled.iter().map(|(p, _, _)| p.clone()).collect();
     let answers = futures::stream::iter(shuffled)
         .map(|(path, headers, body)| {
             let s = &s;
@@ -556,7 +576,7 @@ async fn every_event_delivered_one_to_five_times_concurrently_in_shuffled_order_
                 s.post_raw(&path, &body, &h).await.unwrap()
             }
         })
-        .buffer_unordered(8)
+        .buffered(8)
         .collect::<Vec<_>>()
         .await;
     for a in &answers {
@@ -565,6 +585,21 @@ async fn every_event_delivered_one_to_five_times_concurrently_in_shuffled_order_
             "a redelivery is accepted: {} {}",
             a.status,
             a.text
+        );
+    }
+    // Every consumer recognises a redelivery from its inbox and says so.
+    for consumer in ["grab", "pay", "allocate", "grab-status"] {
+        let path = format!("/events/{consumer}");
+        let seen: Vec<&str> = answers
+            .iter()
+            .zip(shuffled_paths.iter())
+            .filter(|(_, p)| **p == path)
+            .map(|(a, _)| a.header("htaxi-outcome").unwrap_or("-"))
+            .collect();
+        assert!(!seen.is_empty(), "{consumer} got redeliveries");
+        assert!(
+            seen.contains(&"duplicate"),
+            "{consumer} answers htaxi-outcome: duplicate on a redelivery: {seen:?}"
         );
     }
     s.flush_all().await.unwrap();
