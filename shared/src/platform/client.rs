@@ -7,7 +7,7 @@
 
 use futures::future::Either;
 use spin_sdk::http::{Method, SendError};
-use spin_sdk::wit::wasi::http0_2_0::types::{ErrorCode, Scheme};
+use spin_sdk::wit::wasi::http0_2_0::types::ErrorCode;
 use std::task::Poll;
 use std::time::Duration;
 use wasi::clocks::monotonic_clock;
@@ -53,29 +53,17 @@ pub enum SendFailure {
     Transport(String),
 }
 
-struct Url<'a> {
-    scheme: Scheme,
-    authority: &'a str,
-    path_and_query: &'a str,
-}
-
-fn split_url(url: &str) -> Option<Url<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        _ => return None,
-    };
+/// Whether `url` is `http(s)://authority[/path]`; returns the authority and the path.
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
     let slash = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(slash);
     if authority.is_empty() {
         return None;
     }
-    Some(Url {
-        scheme,
-        authority,
-        path_and_query: if path.is_empty() { "/" } else { path },
-    })
+    Some((authority, if path.is_empty() { "/" } else { path }))
 }
 
 /// Send a request and wait at most `req.timeout` for the whole response, blocking
@@ -134,14 +122,12 @@ pub async fn sleep(d: Duration) {
         if monotonic_clock::now() >= deadline {
             return Poll::Ready(());
         }
-        // One registration at a time: replacing it drops (cancels) the previous one.
-        registration = Some(
-            spin_executor::push_waker_and_get_token(
-                monotonic_clock::subscribe_instant(deadline),
-                cx.waker().clone(),
-            )
-            .into(),
+        // One registration at a time: replacing it cancels the previous one.
+        let token = spin_executor::push_waker_and_get_token(
+            monotonic_clock::subscribe_instant(deadline),
+            cx.waker().clone(),
         );
+        drop(registration.replace(token.into()));
         Poll::Pending
     })
     .await
@@ -163,10 +149,10 @@ mod tests {
 
     #[test]
     fn urls_split_into_scheme_authority_and_path() {
-        let u = split_url("http://pay.spin.internal/payments?x=1").unwrap();
-        assert_eq!(u.authority, "pay.spin.internal");
-        assert_eq!(u.path_and_query, "/payments?x=1");
-        assert_eq!(split_url("http://broker:8080").unwrap().path_and_query, "/");
+        let (authority, path) = split_url("http://pay.spin.internal/payments?x=1").unwrap();
+        assert_eq!(authority, "pay.spin.internal");
+        assert_eq!(path, "/payments?x=1");
+        assert_eq!(split_url("http://broker:8080").unwrap().1, "/");
         assert!(split_url("ftp://x/").is_none());
         assert!(split_url("http:///nohost").is_none());
     }

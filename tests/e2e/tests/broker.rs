@@ -170,7 +170,7 @@ async fn dispatch_refuses_a_bad_wait_and_changes_nothing() {
     s.stop_dispatcher().await;
     let grab = publish(&s).await;
     for bad in ["/broker/dispatch?waitMs=5000", "/broker/dispatch?waitMs=soon"] {
-        s.post_raw(bad, b"", &[]).await.unwrap().assert_problem(400);
+        s.post_raw(bad, b"", &[]).await.unwrap().assert_problem(422);
     }
     s.get("/broker/dispatch").await.unwrap().assert_problem(405);
     let rows = deliveries_of(&s, std::slice::from_ref(&grab)).await;
