@@ -98,7 +98,12 @@ pub async fn send_async(req: &OutboundRequest) -> Result<OutboundResponse, SendF
             status: *response.status(),
             headers: response
                 .headers()
-                .map(|(k, v)| (k.to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: response.into_body(),
         }),
@@ -115,8 +120,8 @@ pub async fn send_async(req: &OutboundRequest) -> Result<OutboundResponse, SendF
 /// Wait `d` without blocking the instance: other futures of the same handler (sends in
 /// flight) make progress meanwhile.
 pub async fn sleep(d: Duration) {
-    let deadline = monotonic_clock::now()
-        .saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64);
+    let deadline =
+        monotonic_clock::now().saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64);
     let mut registration: Option<spin_executor::CancelOnDropToken> = None;
     futures::future::poll_fn(move |cx| {
         if monotonic_clock::now() >= deadline {

@@ -145,7 +145,8 @@ impl Db {
             db.transaction(|tx| {
                 if !tx.applied(m)? {
                     for stmt in statements(m.sql) {
-                        tx.exec(&stmt, &[]).with_context(|| format!("migration {}", m.id))?;
+                        tx.exec(&stmt, &[])
+                            .with_context(|| format!("migration {}", m.id))?;
                     }
                     tx.record(m.id)?;
                 }
@@ -194,7 +195,9 @@ impl Db {
     fn pragma_refused(&self, label: &str, stmt: &str, e: &anyhow::Error) -> anyhow::Result<()> {
         self.transaction(|tx| tx.record(PRAGMAS_REFUSED))?;
         if self.changes() == 1 {
-            eprintln!("[db] {label}: `{stmt}` refused ({e:#}); expected on libSQL, continuing without it");
+            eprintln!(
+                "[db] {label}: `{stmt}` refused ({e:#}); expected on libSQL, continuing without it"
+            );
         }
         Ok(())
     }
@@ -312,7 +315,9 @@ mod tests {
             .map(|m| m.id)
             .collect();
         assert_eq!(outside, ["platform/0006_wal"]);
-        let wal = PLATFORM_MIGRATIONS.iter().find(|m| m.id == "platform/0006_wal");
+        let wal = PLATFORM_MIGRATIONS
+            .iter()
+            .find(|m| m.id == "platform/0006_wal");
         assert_eq!(statements(wal.unwrap().sql), ["PRAGMA journal_mode = WAL"]);
     }
 

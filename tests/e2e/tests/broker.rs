@@ -47,11 +47,7 @@ async fn deliveries_of(s: &Saga, grabs: &[String]) -> Vec<Value> {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| {
-            grabs
-                .iter()
-                .any(|g| e["attributes"]["subject"] == json!(g))
-        })
+        .filter(|e| grabs.iter().any(|g| e["attributes"]["subject"] == json!(g)))
         .flat_map(|e| e["deliveries"].as_array().cloned().unwrap_or_default())
         .collect()
 }
@@ -90,7 +86,10 @@ async fn a_dispatcher_loop_delivers_within_a_bounded_time() {
     let bound = Duration::from_secs(10);
     loop {
         let rows = deliveries_of(&s, std::slice::from_ref(&grab)).await;
-        if rows.first().is_some_and(|r| r["status"] == json!("delivered")) {
+        if rows
+            .first()
+            .is_some_and(|r| r["status"] == json!("delivered"))
+        {
             assert_eq!(rows[0]["attempts"], json!(1));
             break;
         }
@@ -100,7 +99,10 @@ async fn a_dispatcher_loop_delivers_within_a_bounded_time() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    println!("delivered by the dispatcher loop {:?} after publish", start.elapsed());
+    println!(
+        "delivered by the dispatcher loop {:?} after publish",
+        start.elapsed()
+    );
     let view = s.get(&format!("/grabStatuses/{grab}")).await.unwrap();
     assert_eq!(view.status, 200, "{}", view.text);
 }
@@ -169,7 +171,10 @@ async fn dispatch_refuses_a_bad_wait_and_changes_nothing() {
     let mut s = Saga::start().await.unwrap();
     s.stop_dispatcher().await;
     let grab = publish(&s).await;
-    for bad in ["/broker/dispatch?waitMs=5000", "/broker/dispatch?waitMs=soon"] {
+    for bad in [
+        "/broker/dispatch?waitMs=5000",
+        "/broker/dispatch?waitMs=soon",
+    ] {
         s.post_raw(bad, b"", &[]).await.unwrap().assert_problem(422);
     }
     s.get("/broker/dispatch").await.unwrap().assert_problem(405);

@@ -56,7 +56,11 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for c in self.companions.iter_mut().chain(std::iter::once(&mut self.app)) {
+        for c in self
+            .companions
+            .iter_mut()
+            .chain(std::iter::once(&mut self.app))
+        {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -108,14 +112,18 @@ async fn start(
         c.arg("up");
         (c, "Spin CLI (spin up)".to_owned(), false)
     } else {
-        let bin = root().join("target/release/spin-host");
+        // `SPIN_HOST_BIN` points at another build of the host (e.g. target/debug/spin-host).
+        let bin = std::env::var_os("SPIN_HOST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/release/spin-host"));
         if !bin.exists() {
             bail!("{} is missing: `make bench` builds it", bin.display());
         }
+        let label = format!("project host ({})", bin.display());
         let mut c = Command::new(bin);
         c.args(["up", "--enable-faults"]);
         c.env("SPIN_HOST_CACHE_DIR", root().join("target/spin-host-cache"));
-        (c, "project host, release (target/release/spin-host)".to_owned(), true)
+        (c, label, true)
     };
     cmd.arg("--from")
         .arg(manifest)
@@ -188,7 +196,12 @@ impl Client {
         Ok(Client { sender, addr })
     }
 
-    async fn call(&mut self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Bytes)> {
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Bytes)> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(path)
@@ -206,9 +219,17 @@ impl Client {
         Ok((status, resp.into_body().collect().await?.to_bytes()))
     }
 
-    async fn json(&mut self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+    async fn json(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
         let (status, bytes) = self.call(method, path, body).await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 }
 
@@ -308,9 +329,14 @@ async fn saga_phase(
                     break;
                 }
                 let start = Instant::now();
-                let (status, body) = c.json("POST", "/grabs", Some(&grab_body(first_rider + i))).await?;
+                let (status, body) = c
+                    .json("POST", "/grabs", Some(&grab_body(first_rider + i)))
+                    .await?;
                 post.push(start.elapsed());
-                let Some(id) = body["id"].as_str().filter(|_| status == 201).map(str::to_owned)
+                let Some(id) = body["id"]
+                    .as_str()
+                    .filter(|_| status == 201)
+                    .map(str::to_owned)
                 else {
                     failed += 1;
                     continue;
@@ -371,7 +397,11 @@ async fn saga_phase(
 /// The fixture app (3 components, the empty handler), as the ceiling's subject.
 fn fixture_app(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let wasm = root().join("target/wasm32-wasip2/release/fixture.wasm");
-    anyhow::ensure!(wasm.exists(), "{} is missing: run `make build` first", wasm.display());
+    anyhow::ensure!(
+        wasm.exists(),
+        "{} is missing: run `make build` first",
+        wasm.display()
+    );
     let fixture = root().join("tests/fixture");
     let manifest = std::fs::read_to_string(fixture.join("spin.toml"))?
         .replace(
@@ -380,10 +410,16 @@ fn fixture_app(dir: &Path) -> Result<(PathBuf, PathBuf)> {
         )
         .replace(
             "source = \"static\"",
-            &format!("source = {:?}", fixture.join("static").display().to_string()),
+            &format!(
+                "source = {:?}",
+                fixture.join("static").display().to_string()
+            ),
         );
     std::fs::write(dir.join("spin.toml"), manifest)?;
-    std::fs::copy(fixture.join("runtime-config.toml"), dir.join("runtime-config.toml"))?;
+    std::fs::copy(
+        fixture.join("runtime-config.toml"),
+        dir.join("runtime-config.toml"),
+    )?;
     Ok((dir.join("spin.toml"), dir.join("runtime-config.toml")))
 }
 
@@ -471,7 +507,9 @@ async fn main() -> Result<()> {
 
     // 3. The table.
     println!();
-    println!("H Taxi bench — {runtime}, {secs} s or {max} sagas per phase, loopback HTTP, keep-alive");
+    println!(
+        "H Taxi bench — {runtime}, {secs} s or {max} sagas per phase, loopback HTTP, keep-alive"
+    );
     println!();
     println!("| empty handler (fixture `GET /status`) | req/s |");
     println!("|---|---|");
@@ -485,7 +523,10 @@ async fn main() -> Result<()> {
         let (inv, share) = match p.invocations {
             Some(total) if p.sagas > 0 => {
                 let per = total as f64 / p.sagas as f64;
-                (format!("{per:.1}"), format!("{:.0} %", 100.0 * rate * per / ceiling_32))
+                (
+                    format!("{per:.1}"),
+                    format!("{:.0} %", 100.0 * rate * per / ceiling_32),
+                )
             }
             _ => ("n/a".to_owned(), "n/a".to_owned()),
         };
