@@ -1,6 +1,6 @@
-//! The broker's HTTP handlers: ingress, flush, inspection, redelivery, health. Each one
-//! reads parse → load → persist → respond; the first delivery attempts of an accepted
-//! event are handed back as [`Deliver`] for the caller to run before it answers.
+//! The broker's HTTP handlers: ingress, dispatch (and flush), inspection, redelivery,
+//! health. Each one reads parse → load → persist → respond. Only dispatch makes
+//! outbound calls: the ingress and redelivery store rows and answer at once.
 
 use crate::config::{Config, MANIFEST_DIR};
 use crate::db;
@@ -12,13 +12,14 @@ use htaxi_shared::platform::http::{self, RequestContext};
 use htaxi_shared::problem::{ApiError, Problem};
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
+use std::time::Duration;
 
-/// Attempts one ingress may make before answering: its own event's first attempts, then
-/// a few other due rows. Retries wait for their backoff and go out on a later ingress or
-/// `POST /broker/flush` (the retry timer).
-const INGRESS_MAX_ATTEMPTS: usize = 20;
-/// Attempts one `POST /broker/flush` may make.
-const FLUSH_MAX_ATTEMPTS: usize = 500;
+/// `POST /broker/dispatch` waits this long for new rows by default (`?waitMs=`), and
+/// at most [`MAX_WAIT_MS`]: a loop of calls stays responsive without spinning.
+const DEFAULT_WAIT_MS: u64 = 500;
+const MAX_WAIT_MS: u64 = 900;
+/// Attempts one dispatch or flush call makes at most.
+const MAX_ATTEMPTS: usize = 2_000;
 /// List limits.
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -39,44 +40,6 @@ impl<E: Into<ApiError>> From<E> for Refusal {
 
 /// A handler's answer.
 pub type Handled = Result<Response, Refusal>;
-
-/// Deliveries to attempt before answering. Spin ends a guest once its response has been
-/// sent (the instance is aborted when the response body is dropped), so nothing may be
-/// left for after the answer: the first attempts happen inside the request, retries on
-/// later requests.
-pub struct Deliver {
-    db: Db,
-    wiring: Wiring,
-    prefer_seq: Option<i64>,
-    correlation: String,
-}
-
-impl Deliver {
-    /// Deliver due rows, this event's first; never waits for a backoff.
-    pub fn run(self) {
-        match dispatch::run(
-            &self.db,
-            &self.wiring,
-            self.prefer_seq,
-            INGRESS_MAX_ATTEMPTS,
-        ) {
-            Ok(r) => htaxi_shared::log!(
-                crate::COMPONENT,
-                self.correlation,
-                "delivery: {} delivered, {} retried, {} dead-lettered, {} pending",
-                r.delivered,
-                r.retried,
-                r.dead_lettered,
-                r.pending
-            ),
-            Err(e) => htaxi_shared::log!(
-                crate::COMPONENT,
-                self.correlation,
-                "delivery stopped: {e:#}"
-            ),
-        }
-    }
-}
 
 /// The 500 problem+json for a bad manifest, naming the file.
 pub fn manifest_problem(e: &ManifestError, ctx: &RequestContext) -> Response {
@@ -138,10 +101,10 @@ fn only(req: &Request, method: Method, allow: &'static str) -> Result<(), Refusa
 }
 
 /// `POST /broker`: accept a CloudEvent (binary or structured), store it with one
-/// delivery row per matching Trigger in one transaction, attempt delivery ([`Deliver`]),
-/// answer 202. A Trigger that already has the same (source, id) pending or delivered
-/// gets no second row (see the crate docs).
-pub fn ingest(ctx: &RequestContext, req: &Request, deliver: &mut Option<Deliver>) -> Handled {
+/// delivery row per matching Trigger in one transaction and answer 202: delivery is the
+/// dispatcher's job. A Trigger that already has the same (source, id) pending or
+/// delivered gets no second row (see the crate docs).
+pub fn ingest(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Post, "POST")?;
     let wiring = wiring()?;
     let envelope = http::cloudevent(req)?;
@@ -168,7 +131,13 @@ pub fn ingest(ctx: &RequestContext, req: &Request, deliver: &mut Option<Deliver>
             if db::already_queued(tx, &event.envelope, &t.name)? {
                 coalesced.push(t.name.clone());
             } else {
-                db::insert_delivery(tx, seq, &t.name, &t.subscriber, now)?;
+                let route = db::Route {
+                    trigger: &t.name,
+                    subscriber: &t.subscriber,
+                    ordered: t.delivery_order == "ordered",
+                    partition_key: event.envelope.partition_key.as_deref(),
+                };
+                db::insert_delivery(tx, seq, &route, now)?;
                 queued.push(t.name.clone());
             }
         }
@@ -191,12 +160,6 @@ pub fn ingest(ctx: &RequestContext, req: &Request, deliver: &mut Option<Deliver>
             )
         }
     );
-    *deliver = Some(Deliver {
-        db,
-        wiring,
-        prefer_seq: Some(seq),
-        correlation: ctx.correlation.as_str().to_owned(),
-    });
     Ok(http::json(
         202,
         &json!({
@@ -211,23 +174,44 @@ pub fn ingest(ctx: &RequestContext, req: &Request, deliver: &mut Option<Deliver>
     ))
 }
 
-/// `POST /broker/flush`: deliver every due row now (the local stand-in for the Kafka
-/// broker's retry timer). Takes any body: a PingSource-style caller may send one.
-pub fn flush(ctx: &RequestContext, req: &Request) -> Handled {
+/// `POST /broker/dispatch?waitMs=`: the dispatcher. Sends every due row with several
+/// requests in flight and records the outcomes; while nothing is due it keeps looking
+/// for new rows until `waitMs` (default 500, at most 900) has passed, then answers with
+/// what it did. `make up` and the test harness call it in a loop. Takes any body.
+pub async fn dispatch(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Post, "POST")?;
+    let wait_ms = match http::query_param(req, "waitMs") {
+        None => DEFAULT_WAIT_MS,
+        Some(w) => match w.parse::<u64>() {
+            Ok(n) if n <= MAX_WAIT_MS => n,
+            _ => {
+                return Err(ApiError::invalid("waitMs", format!("must be 0-{MAX_WAIT_MS}")).into())
+            }
+        },
+    };
+    deliver(ctx, Duration::from_millis(wait_ms), "dispatch").await
+}
+
+/// `POST /broker/flush`: send what is due now and answer (a dispatch that does not
+/// wait; the local stand-in for the Kafka broker's retry timer). Takes any body.
+pub async fn flush(ctx: &RequestContext, req: &Request) -> Handled {
+    only(req, Method::Post, "POST")?;
+    deliver(ctx, Duration::ZERO, "flush").await
+}
+
+async fn deliver(ctx: &RequestContext, wait: Duration, what: &str) -> Handled {
     let wiring = wiring()?;
     let db = open()?;
-    let report = dispatch::run(&db, &wiring, None, FLUSH_MAX_ATTEMPTS)?;
-    if report
-        != (dispatch::Report {
-            pending: report.pending,
-            ..Default::default()
-        })
-    {
+    let window = dispatch::Window {
+        wait,
+        max_attempts: MAX_ATTEMPTS,
+    };
+    let report = dispatch::run(&db, &wiring, window).await?;
+    if report.did_something() {
         htaxi_shared::log!(
             crate::COMPONENT,
             ctx.correlation,
-            "flush: {} delivered, {} retried, {} dead-lettered, {} pending",
+            "{what}: {} delivered, {} retried, {} dead-lettered, {} pending",
             report.delivered,
             report.retried,
             report.dead_lettered,
@@ -297,16 +281,10 @@ pub fn dead_letter(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled
 }
 
 /// `POST /broker/deadletters/{id}/redeliver`: the operator replays a dead letter. It is
-/// queued as a fresh delivery (attempts reset) and tried before the 202.
-pub fn redeliver(
-    ctx: &RequestContext,
-    req: &Request,
-    raw_id: &str,
-    deliver: &mut Option<Deliver>,
-) -> Handled {
+/// queued as a fresh delivery (attempts reset), due now, for the dispatcher.
+pub fn redeliver(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
     only(req, Method::Post, "POST")?;
     let id = delivery_id(raw_id)?;
-    let wiring = wiring()?;
     let db = open()?;
     let requeued = db.transaction(|tx| db::redeliver(tx, id, dispatch::now_ms()))?;
     let view =
@@ -325,12 +303,6 @@ pub fn redeliver(
         view.event_seq,
         view.subscriber
     );
-    *deliver = Some(Deliver {
-        db,
-        wiring,
-        prefer_seq: Some(view.event_seq),
-        correlation: ctx.correlation.as_str().to_owned(),
-    });
     Ok(http::json(202, &view, ctx))
 }
 

@@ -12,10 +12,16 @@ use spin_sdk::sqlite3::{QueryResult, Value};
 use std::collections::BTreeMap;
 
 /// The broker's own migrations (after the platform ones).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "broker/0001_broker",
-    sql: include_str!("../migrations/0001_broker.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "broker/0001_broker",
+        sql: include_str!("../migrations/0001_broker.sql"),
+    },
+    Migration {
+        id: "broker/0002_ordered_dispatch",
+        sql: include_str!("../migrations/0002_ordered_dispatch.sql"),
+    },
+];
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -59,19 +65,29 @@ pub fn already_queued(tx: &Db, e: &Envelope, trigger: &str) -> anyhow::Result<bo
     Ok(!r.rows.is_empty())
 }
 
-/// Queue a delivery of event `seq` to one Trigger, due now.
-pub fn insert_delivery(
-    tx: &Db,
-    seq: i64,
-    trigger: &str,
-    subscriber: &str,
-    now_ms: i64,
-) -> anyhow::Result<()> {
+/// Where a delivery goes: the Trigger, its subscriber, and whether it keeps the
+/// partition's order (`ordered`, keyed by the event's `partitionkey`).
+pub struct Route<'a> {
+    pub trigger: &'a str,
+    pub subscriber: &'a str,
+    pub ordered: bool,
+    pub partition_key: Option<&'a str>,
+}
+
+/// Queue a delivery of event `seq` along `route`, due now.
+pub fn insert_delivery(tx: &Db, seq: i64, route: &Route<'_>, now_ms: i64) -> anyhow::Result<()> {
     tx.exec(
         &format!(
-            "INSERT INTO broker_deliveries (event_seq, trigger_name, subscriber, status, next_attempt_ms, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, {NOW}, {NOW})"
+            "INSERT INTO broker_deliveries (event_seq, trigger_name, subscriber, status, next_attempt_ms, partition_key, ordered, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, {NOW}, {NOW})"
         ),
-        &[int(seq), text(trigger), text(subscriber), int(now_ms)],
+        &[
+            int(seq),
+            text(route.trigger),
+            text(route.subscriber),
+            int(now_ms),
+            opt_text(route.partition_key),
+            int(i64::from(route.ordered)),
+        ],
     )
 }
 
@@ -87,44 +103,51 @@ pub struct Claimed {
     pub event: StoredEvent,
 }
 
-/// Claim the next due delivery (rows of `prefer_seq` first) for one attempt: count the
-/// attempt and lease the row for `lease_ms(trigger)` so no other instance takes it.
-/// Runs in its own short transaction.
-pub fn claim_next(
+/// Rows that may be sent at `?1` (due, not leased), oldest due first, at most `?2`. A
+/// row of an ordered Trigger waits while an earlier row of its partition is pending.
+const DUE: &str = "SELECT d.id, d.trigger_name FROM broker_deliveries d WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1 AND d.lease_until_ms <= ?1 AND NOT (d.ordered = 1 AND d.partition_key IS NOT NULL AND EXISTS (SELECT 1 FROM broker_deliveries p WHERE p.trigger_name = d.trigger_name AND p.partition_key = d.partition_key AND p.status = 'pending' AND p.event_seq < d.event_seq)) ORDER BY d.next_attempt_ms, d.id LIMIT ?2";
+
+/// Whether any row may be sent now (a read: no write lock, cheap to poll).
+pub fn any_due(db: &Db, now_ms: i64) -> anyhow::Result<bool> {
+    Ok(!db.query(DUE, &[int(now_ms), int(1)])?.rows.is_empty())
+}
+
+/// Claim up to `limit` due rows for one attempt each, in one short transaction: count
+/// the attempt and lease each row for `lease_ms(trigger)`, so no other dispatch call
+/// takes it while it is in flight.
+pub fn claim_due(
     db: &Db,
     now_ms: i64,
-    prefer_seq: Option<i64>,
+    limit: usize,
     lease_ms: impl Fn(&str) -> i64,
-) -> anyhow::Result<Option<Claimed>> {
+) -> anyhow::Result<Vec<Claimed>> {
     db.transaction(|tx| {
-        let r = tx.query(
-            "SELECT id, trigger_name FROM broker_deliveries WHERE status = 'pending' AND next_attempt_ms <= ? AND lease_until_ms <= ? ORDER BY (event_seq = ?) DESC, next_attempt_ms, id LIMIT 1",
-            &[int(now_ms), int(now_ms), int(prefer_seq.unwrap_or(-1))],
-        )?;
-        let Some(row) = r.rows().next() else {
-            return Ok(None);
-        };
-        let id: i64 = row.get("id").context("delivery id")?;
-        let trigger: String = row.get::<&str>("trigger_name").context("trigger_name")?.to_owned();
-        tx.exec(
-            &format!(
-                "UPDATE broker_deliveries SET attempts = attempts + 1, lease_until_ms = ?, last_attempt_at = {NOW}, updated_at = {NOW} WHERE id = ?"
-            ),
-            &[int(now_ms + lease_ms(&trigger)), int(id)],
-        )?;
-        let r = tx.query(
-            "SELECT d.id, d.event_seq, d.trigger_name, d.subscriber, d.attempts, e.envelope, e.extras FROM broker_deliveries d JOIN broker_events e ON e.seq = d.event_seq WHERE d.id = ?",
-            &[int(id)],
-        )?;
-        let row = r.rows().next().context("claimed delivery vanished")?;
-        Ok(Some(Claimed {
-            id,
-            event_seq: row.get("event_seq").context("event_seq")?,
-            trigger,
-            subscriber: row.get::<&str>("subscriber").context("subscriber")?.to_owned(),
-            attempt: row.get::<u32>("attempts").context("attempts")?,
-            event: stored_event(&row)?,
-        }))
+        let due = tx.query(DUE, &[int(now_ms), int(limit as i64)])?;
+        let mut claimed = Vec::new();
+        for row in due.rows() {
+            let id: i64 = row.get("id").context("delivery id")?;
+            let trigger = row.get::<&str>("trigger_name").context("trigger_name")?;
+            tx.exec(
+                &format!(
+                    "UPDATE broker_deliveries SET attempts = attempts + 1, lease_until_ms = ?, last_attempt_at = {NOW}, updated_at = {NOW} WHERE id = ?"
+                ),
+                &[int(now_ms + lease_ms(trigger)), int(id)],
+            )?;
+            let r = tx.query(
+                "SELECT d.id, d.event_seq, d.trigger_name, d.subscriber, d.attempts, e.envelope, e.extras FROM broker_deliveries d JOIN broker_events e ON e.seq = d.event_seq WHERE d.id = ?",
+                &[int(id)],
+            )?;
+            let row = r.rows().next().context("claimed delivery vanished")?;
+            claimed.push(Claimed {
+                id,
+                event_seq: row.get("event_seq").context("event_seq")?,
+                trigger: trigger.to_owned(),
+                subscriber: row.get::<&str>("subscriber").context("subscriber")?.to_owned(),
+                attempt: row.get::<u32>("attempts").context("attempts")?,
+                event: stored_event(&row)?,
+            });
+        }
+        Ok(claimed)
     })
 }
 

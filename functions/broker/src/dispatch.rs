@@ -1,18 +1,36 @@
-//! Delivery: claim a due row, POST the event to the Trigger's subscriber in binary mode,
-//! read the answer with [`policy::next`], record the outcome. Each claim and each record
-//! is its own short transaction: no SQLite write lock is held while a subscriber runs
-//! (subscribers publish back into the broker, re-entrantly, while we wait on them).
+//! The dispatcher: the Kafka broker's delivery half. A run claims due rows (a short
+//! transaction that leases them), POSTs each event to its Trigger's subscriber in binary
+//! mode with several requests in flight at once (spin-sdk's async outbound HTTP), reads
+//! each answer with [`policy::next`] and records it in its own short transaction. No
+//! transaction is open while a subscriber runs, and a leased row is never claimed
+//! twice, so dispatch calls running at once send disjoint rows.
+//!
+//! A long-poll run keeps claiming until its window closes, checking for new rows every
+//! few milliseconds ([`POLL_MIN`], backing off while idle), so a loop of dispatch calls
+//! picks an event up within milliseconds without spinning; it answers once the window
+//! is over and nothing is in flight.
 
 use crate::db::{self, AttemptRecord, Claimed};
 use crate::manifest::Wiring;
 use crate::policy::{self, Attempt, DeadLetter, Next};
+use futures::future::Either;
+use futures::stream::{FuturesUnordered, StreamExt};
 use htaxi_shared::platform::client::{self, OutboundRequest, SendFailure};
 use htaxi_shared::platform::db::Db;
 use serde::Serialize;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A lease outlives the attempt's timeout by this much before another instance may retake it.
 const LEASE_SLACK_MS: i64 = 5_000;
+
+/// Deliveries one run keeps in flight at most.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// How often a run looks for new due rows while it waits: every 2 ms right after
+/// activity, backing off to 25 ms while idle (an idle loop costs next to nothing, a busy
+/// one picks each new row up within a few milliseconds).
+const POLL_MIN: Duration = Duration::from_millis(2);
+const POLL_MAX: Duration = Duration::from_millis(25);
 
 /// What a delivery run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,6 +46,22 @@ pub struct Report {
     pub pending: usize,
 }
 
+impl Report {
+    /// Whether the run attempted anything (an idle run logs nothing).
+    pub fn did_something(&self) -> bool {
+        self.delivered + self.retried + self.dead_lettered > 0
+    }
+}
+
+/// How long a run may take and how much it may send.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Keep looking for new rows this long; zero sends what is due now and answers.
+    pub wait: Duration,
+    /// Attempts one run makes at most.
+    pub max_attempts: usize,
+}
+
 /// Now, in unix milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -36,14 +70,12 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Deliver due rows (those of event `prefer_seq` first), at most `max_attempts` of them.
-/// Never sleeps: a retry that is not due yet is left to a later run.
-pub fn run(
-    db: &Db,
-    wiring: &Wiring,
-    prefer_seq: Option<i64>,
-    max_attempts: usize,
-) -> anyhow::Result<Report> {
+/// One delivery in flight: the claimed row and the subscriber's answer, once it comes.
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = (Claimed, Attempt)>>>;
+
+/// Deliver due rows within `window`. Never sleeps past the window for a backoff: a
+/// retry that is not due yet is left to a later run.
+pub async fn run(db: &Db, wiring: &Wiring, window: Window) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let lease = |trigger: &str| {
         wiring
@@ -52,14 +84,97 @@ pub fn run(
             .unwrap_or(0)
             + LEASE_SLACK_MS
     };
-    for _ in 0..max_attempts {
-        let Some(claimed) = db::claim_next(db, now_ms(), prefer_seq, lease)? else {
-            break;
-        };
-        attempt(db, wiring, &claimed, &mut report)?;
+    let until = Instant::now() + window.wait;
+    let mut attempts = 0;
+    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
+    let mut poll = POLL_MIN;
+    loop {
+        let open = Instant::now() < until;
+        // A zero window (a flush) claims while rows are due; a long poll while it is open.
+        let may_claim = (open || window.wait.is_zero()) && attempts < window.max_attempts;
+        let budget = (window.max_attempts - attempts).min(MAX_IN_FLIGHT - in_flight.len());
+        let mut claimed_now = 0;
+        if may_claim && budget > 0 && db::any_due(db, now_ms())? {
+            for claimed in db::claim_due(db, now_ms(), budget, &lease)? {
+                poll = POLL_MIN;
+                attempts += 1;
+                claimed_now += 1;
+                match start(wiring, claimed) {
+                    Ok(sending) => in_flight.push(sending),
+                    Err((claimed, what, reason)) => {
+                        dead_letter_unsent(db, &claimed, &what, reason, &mut report)?
+                    }
+                }
+            }
+        }
+        if in_flight.is_empty() {
+            if claimed_now > 0 {
+                continue;
+            }
+            if !open || !may_claim {
+                break;
+            }
+            client::sleep(poll).await;
+            poll = (poll * 2).min(POLL_MAX);
+            continue;
+        }
+        // The next answer, or a tick to look for new rows meanwhile.
+        let tick = client::sleep(POLL_MIN);
+        futures::pin_mut!(tick);
+        if let Either::Left((Some((claimed, outcome)), _)) =
+            futures::future::select(in_flight.next(), tick).await
+        {
+            record(db, wiring, &claimed, outcome, &mut report)?;
+        }
     }
     report.pending = db::count_pending(db)?;
     Ok(report)
+}
+
+fn describe(c: &Claimed) -> String {
+    format!(
+        "{} {} (offset {}) -> {} [{}] attempt {}",
+        c.event.envelope.event_type,
+        c.event.envelope.id,
+        c.event_seq,
+        c.subscriber,
+        c.trigger,
+        c.attempt
+    )
+}
+
+/// Start one attempt; a row that cannot be sent at all comes back with the reason.
+#[allow(clippy::result_large_err)]
+fn start(wiring: &Wiring, c: Claimed) -> Result<InFlight, (Claimed, String, String)> {
+    let Some(trigger) = wiring.trigger(&c.trigger) else {
+        let reason = format!("Trigger {} is no longer in the manifests", c.trigger);
+        return Err((c.clone(), describe(&c), reason));
+    };
+    let msg = match c.event.delivery_message(c.event_seq) {
+        Ok(m) => m,
+        Err(e) => {
+            let reason = format!("the stored event cannot be re-encoded: {e}");
+            return Err((c.clone(), describe(&c), reason));
+        }
+    };
+    let request = OutboundRequest {
+        method: "POST",
+        url: c.subscriber.clone(),
+        headers: msg.headers,
+        body: msg.body,
+        timeout: trigger.delivery.timeout,
+    };
+    Ok(Box::pin(async move {
+        let outcome = match client::send_async(&request).await {
+            Ok(resp) => Attempt::Answered {
+                status: resp.status,
+                body: resp.body,
+            },
+            Err(SendFailure::TimedOut(_)) => Attempt::TimedOut,
+            Err(e) => Attempt::Transport(e.to_string()),
+        };
+        (c, outcome)
+    }))
 }
 
 /// Dead-letter a delivery that could not even be attempted (no subscriber answer to record).
@@ -90,43 +205,19 @@ fn dead_letter_unsent(
     )
 }
 
-/// One attempt at one delivery, and its record.
-fn attempt(db: &Db, wiring: &Wiring, c: &Claimed, report: &mut Report) -> anyhow::Result<()> {
+/// Record one attempt's outcome on its row.
+fn record(
+    db: &Db,
+    wiring: &Wiring,
+    c: &Claimed,
+    outcome: Attempt,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let corr = c.event.envelope.correlation();
-    let what = format!(
-        "{} {} (offset {}) -> {} [{}] attempt {}",
-        c.event.envelope.event_type,
-        c.event.envelope.id,
-        c.event_seq,
-        c.subscriber,
-        c.trigger,
-        c.attempt
-    );
+    let what = describe(c);
     let Some(trigger) = wiring.trigger(&c.trigger) else {
         let reason = format!("Trigger {} is no longer in the manifests", c.trigger);
         return dead_letter_unsent(db, c, &what, reason, report);
-    };
-    let msg = match c.event.delivery_message(c.event_seq) {
-        Ok(m) => m,
-        Err(e) => {
-            let reason = format!("the stored event cannot be re-encoded: {e}");
-            return dead_letter_unsent(db, c, &what, reason, report);
-        }
-    };
-    let sent = client::send(&OutboundRequest {
-        method: "POST",
-        url: c.subscriber.clone(),
-        headers: msg.headers,
-        body: msg.body,
-        timeout: trigger.delivery.timeout,
-    });
-    let outcome = match sent {
-        Ok(resp) => Attempt::Answered {
-            status: resp.status,
-            body: resp.body,
-        },
-        Err(SendFailure::TimedOut(_)) => Attempt::TimedOut,
-        Err(e) => Attempt::Transport(e.to_string()),
     };
     let described = policy::describe(&outcome);
     let rec = AttemptRecord {

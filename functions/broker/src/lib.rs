@@ -1,12 +1,19 @@
 //! broker: the local-only stand-in for Knative's Kafka Broker, for `spin up` runs (never
 //! deployed; in the cluster the real broker does this). It reads the same Trigger and
-//! Broker manifests the cluster applies, accepts CloudEvents at `POST /broker`, stores
-//! each one with a delivery row per matching Trigger in one transaction, makes the first
-//! delivery attempts in binary mode, then answers 202. Retries follow the Kafka broker's
-//! retry, backoff and dead-letter rules (see [`policy`]) and go out on later requests and
-//! on `POST /broker/flush` (the broker's retry timer; `make up` pings it). Nothing runs
-//! after the answer: Spin aborts a guest once its response body has been sent. Operators
-//! inspect events, triggers and dead letters and replay dead letters over HTTP.
+//! Broker manifests the cluster applies and has the Kafka broker's two halves:
+//! - the **ingress**, `POST /broker`: accepts a CloudEvent, stores it with a delivery row
+//!   per matching Trigger in one transaction and answers 202 at once — it delivers
+//!   nothing, so a producer's after-commit send is one quick call;
+//! - the **dispatcher**, `POST /broker/dispatch`: a bounded long-poll that sends due rows
+//!   concurrently in binary mode and records the outcomes ([`dispatch`]). Spin gives a
+//!   guest no background time it may rely on, so `make up` and the test harness run a
+//!   loop of these calls (`scripts/local-dispatch.sh`); `POST /broker/flush` sends what
+//!   is due without waiting.
+//!
+//! Retries follow the Kafka broker's retry, backoff and dead-letter rules (see
+//! [`policy`]); a Trigger marked `delivery.order: ordered` gets one event per partition
+//! key at a time, in offset order. Operators inspect events, triggers and dead letters
+//! and replay dead letters over HTTP.
 //!
 //! Delivery is at-least-once and unordered, as on Knative: consumers dedupe with their
 //! inboxes. Duplicates: every accepted POST is appended to the log (a new offset, like a
@@ -35,23 +42,19 @@ pub const COMPONENT: &str = "broker";
 #[cfg(target_arch = "wasm32")]
 mod component {
     use super::COMPONENT;
-    use crate::api::{self, Deliver, Handled, Refusal};
+    use crate::api::{self, Handled, Refusal};
     use htaxi_shared::platform::http::{self, RequestContext};
     use htaxi_shared::problem::ApiError;
     use spin_sdk::http::{OutgoingResponse, Request, Response, ResponseOutparam};
     use spin_sdk::http_component;
 
-    /// Persist, deliver, then answer: Spin aborts the instance once the response body is
-    /// done, so the first delivery attempts happen before the 202 goes out.
+    /// Route, answer. Only the dispatcher awaits (its sends are in flight together).
     #[http_component]
     async fn handle(req: Request, out: ResponseOutparam) {
-        let mut deliver: Option<Deliver> = None;
-        let response = http::serve(COMPONENT, req, |ctx, req| {
-            finish(ctx, route(ctx, req, &mut deliver))
-        });
-        if let Some(work) = deliver {
-            work.run();
-        }
+        let response = http::serve_async(COMPONENT, req, |ctx, req| async move {
+            finish(&ctx, route(&ctx, &req).await)
+        })
+        .await;
         send(out, response).await;
     }
 
@@ -75,17 +78,18 @@ mod component {
         }
     }
 
-    fn route(ctx: &RequestContext, req: &Request, deliver: &mut Option<Deliver>) -> Handled {
+    async fn route(ctx: &RequestContext, req: &Request) -> Handled {
         let segments = http::path_segments(req);
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         match segs.as_slice() {
-            ["broker"] => api::ingest(ctx, req, deliver),
-            ["broker", "flush"] => api::flush(ctx, req),
+            ["broker"] => api::ingest(ctx, req),
+            ["broker", "dispatch"] => api::dispatch(ctx, req).await,
+            ["broker", "flush"] => api::flush(ctx, req).await,
             ["broker", "triggers"] => api::triggers(ctx, req),
             ["broker", "events"] => api::events(ctx, req),
             ["broker", "deadletters"] => api::dead_letters(ctx, req),
             ["broker", "deadletters", id] => api::dead_letter(ctx, req, id),
-            ["broker", "deadletters", id, "redeliver"] => api::redeliver(ctx, req, id, deliver),
+            ["broker", "deadletters", id, "redeliver"] => api::redeliver(ctx, req, id),
             ["health", "broker"] => api::health(ctx, req),
             _ => Err(ApiError::NotFound(format!("no route {}", req.path())).into()),
         }

@@ -1,14 +1,16 @@
-//! Outbound HTTP with a deadline, on wasi:http 0.2 directly. spin-sdk's `send` has no
-//! timeout, and grab must not wait on a hung pay for ever: we poll the response and a
-//! monotonic-clock timer together and drop the request when the timer wins (dropping the
+//! Outbound HTTP with a deadline, on spin-sdk's async `send`. spin-sdk's `send` has no
+//! timeout, and grab must not wait on a hung pay for ever: we race the call against a
+//! monotonic-clock timer and drop the request when the timer wins (dropping the
 //! future-incoming-response cancels the call in Spin and in wasmtime-wasi-http).
-//! Blocking is fine here: every request runs in its own component instance.
+//! [`send`] blocks (every request runs in its own component instance); [`send_async`]
+//! lets one handler keep several requests in flight (the broker's dispatcher).
 
-use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
-use spin_sdk::wit::wasi::http0_2_0::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
+use futures::future::Either;
+use spin_sdk::http::{Method, SendError};
+use spin_sdk::wit::wasi::http0_2_0::types::ErrorCode;
+use std::task::Poll;
 use std::time::Duration;
+use wasi::clocks::monotonic_clock;
 
 /// An outbound request.
 #[derive(Debug, Clone)]
@@ -51,42 +53,31 @@ pub enum SendFailure {
     Transport(String),
 }
 
-struct Url<'a> {
-    scheme: Scheme,
-    authority: &'a str,
-    path_and_query: &'a str,
-}
-
-fn split_url(url: &str) -> Option<Url<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        _ => return None,
-    };
+/// Whether `url` is `http(s)://authority[/path]`; returns the authority and the path.
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
     let slash = rest.find('/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(slash);
     if authority.is_empty() {
         return None;
     }
-    Some(Url {
-        scheme,
-        authority,
-        path_and_query: if path.is_empty() { "/" } else { path },
-    })
+    Some((authority, if path.is_empty() { "/" } else { path }))
 }
 
-/// Send a request and wait at most `req.timeout` for the whole response.
+/// Send a request and wait at most `req.timeout` for the whole response, blocking
+/// this instance: the synchronous form of [`send_async`] for handlers that make one
+/// call at a time.
 pub fn send(req: &OutboundRequest) -> Result<OutboundResponse, SendFailure> {
-    let url = split_url(&req.url).ok_or_else(|| SendFailure::InvalidUrl(req.url.clone()))?;
-    let entries: Vec<(String, Vec<u8>)> = req
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
-        .collect();
-    let fields = Fields::from_list(&entries)
-        .map_err(|e| SendFailure::Transport(format!("invalid header: {e:?}")))?;
-    let outgoing = OutgoingRequest::new(fields);
+    spin_sdk::http::run(send_async(req))
+}
+
+/// Send a request on spin-sdk's async outbound HTTP and wait at most `req.timeout` for
+/// the whole response (status, headers and body). Several of these futures polled
+/// together (e.g. `join_all`) have their requests in flight at once.
+pub async fn send_async(req: &OutboundRequest) -> Result<OutboundResponse, SendFailure> {
+    split_url(&req.url).ok_or_else(|| SendFailure::InvalidUrl(req.url.clone()))?;
     let method = match req.method {
         "GET" => Method::Get,
         "POST" => Method::Post,
@@ -94,85 +85,57 @@ pub fn send(req: &OutboundRequest) -> Result<OutboundResponse, SendFailure> {
         "DELETE" => Method::Delete,
         other => Method::Other(other.to_owned()),
     };
-    let set = |ok: Result<(), ()>| ok.map_err(|_| SendFailure::InvalidUrl(req.url.clone()));
-    set(outgoing.set_method(&method))?;
-    set(outgoing.set_scheme(Some(&url.scheme)))?;
-    set(outgoing.set_authority(Some(url.authority)))?;
-    set(outgoing.set_path_with_query(Some(url.path_and_query)))?;
-    let body = outgoing
-        .body()
-        .map_err(|_| SendFailure::Transport("request body already taken".into()))?;
-
-    let future = outgoing_handler::handle(outgoing, None).map_err(map_error)?;
-    {
-        let stream = body
-            .write()
-            .map_err(|_| SendFailure::Transport("request body stream unavailable".into()))?;
-        for chunk in req.body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| SendFailure::Transport(format!("writing request body: {e:?}")))?;
-        }
+    let mut builder = spin_sdk::http::Request::builder();
+    builder.method(method).uri(req.url.as_str());
+    for (k, v) in &req.headers {
+        builder.header(k.to_ascii_lowercase(), v.as_str());
     }
-    OutgoingBody::finish(body, None).map_err(map_error)?;
-
-    let deadline = wasi::clocks::monotonic_clock::subscribe_duration(
-        req.timeout.as_nanos().min(u64::MAX as u128) as u64,
-    );
-    let response = loop {
-        if let Some(result) = future.get() {
-            let response = result
-                .map_err(|_| SendFailure::Transport("response already taken".into()))?
-                .map_err(map_error)?;
-            break response;
-        }
-        let ready = wasi::io::poll::poll(&[&future.subscribe(), &deadline]);
-        if ready.contains(&1) && future.get().is_none() {
-            return Err(SendFailure::TimedOut(req.timeout));
-        }
-    };
-
-    let status = response.status();
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-        .collect();
-    let incoming = response
-        .consume()
-        .map_err(|_| SendFailure::Transport("response body already taken".into()))?;
-    let body = read_body(&incoming, &deadline, req.timeout)?;
-    drop(incoming);
-    Ok(OutboundResponse {
-        status,
-        headers,
-        body,
-    })
+    let request = builder.body(req.body.clone()).build();
+    let call = std::pin::pin!(spin_sdk::http::send::<_, spin_sdk::http::Response>(request));
+    let deadline = std::pin::pin!(sleep(req.timeout));
+    match futures::future::select(call, deadline).await {
+        Either::Left((Ok(response), _)) => Ok(OutboundResponse {
+            status: *response.status(),
+            headers: response
+                .headers()
+                .map(|(k, v)| {
+                    (
+                        k.to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: response.into_body(),
+        }),
+        Either::Left((Err(e), _)) => Err(match e {
+            SendError::Http(code) => map_error(code),
+            SendError::RequestConversion(e) => SendFailure::InvalidUrl(format!("{}: {e}", req.url)),
+            other => SendFailure::Transport(other.to_string()),
+        }),
+        // Dropping the call cancels the request (Spin and wasmtime-wasi-http alike).
+        Either::Right(((), _)) => Err(SendFailure::TimedOut(req.timeout)),
+    }
 }
 
-fn read_body(
-    incoming: &IncomingBody,
-    deadline: &wasi::io::poll::Pollable,
-    timeout: Duration,
-) -> Result<Vec<u8>, SendFailure> {
-    let stream = incoming
-        .stream()
-        .map_err(|_| SendFailure::Transport("response stream unavailable".into()))?;
-    let mut body = Vec::new();
-    loop {
-        match stream.read(64 * 1024) {
-            Ok(chunk) if chunk.is_empty() => {
-                let ready = wasi::io::poll::poll(&[&stream.subscribe(), deadline]);
-                if ready.contains(&1) {
-                    return Err(SendFailure::TimedOut(timeout));
-                }
-            }
-            Ok(chunk) => body.extend_from_slice(&chunk),
-            Err(wasi::io::streams::StreamError::Closed) => return Ok(body),
-            Err(e) => return Err(SendFailure::Transport(format!("reading response: {e:?}"))),
+/// Wait `d` without blocking the instance: other futures of the same handler (sends in
+/// flight) make progress meanwhile.
+pub async fn sleep(d: Duration) {
+    let deadline =
+        monotonic_clock::now().saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64);
+    let mut registration: Option<spin_executor::CancelOnDropToken> = None;
+    futures::future::poll_fn(move |cx| {
+        if monotonic_clock::now() >= deadline {
+            return Poll::Ready(());
         }
-    }
+        // One registration at a time: replacing it cancels the previous one.
+        let token = spin_executor::push_waker_and_get_token(
+            monotonic_clock::subscribe_instant(deadline),
+            cx.waker().clone(),
+        );
+        drop(registration.replace(token.into()));
+        Poll::Pending
+    })
+    .await
 }
 
 fn map_error(e: ErrorCode) -> SendFailure {
@@ -191,10 +154,10 @@ mod tests {
 
     #[test]
     fn urls_split_into_scheme_authority_and_path() {
-        let u = split_url("http://pay.spin.internal/payments?x=1").unwrap();
-        assert_eq!(u.authority, "pay.spin.internal");
-        assert_eq!(u.path_and_query, "/payments?x=1");
-        assert_eq!(split_url("http://broker:8080").unwrap().path_and_query, "/");
+        let (authority, path) = split_url("http://pay.spin.internal/payments?x=1").unwrap();
+        assert_eq!(authority, "pay.spin.internal");
+        assert_eq!(path, "/payments?x=1");
+        assert_eq!(split_url("http://broker:8080").unwrap().1, "/");
         assert!(split_url("ftp://x/").is_none());
         assert!(split_url("http:///nohost").is_none());
     }

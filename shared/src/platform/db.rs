@@ -1,6 +1,11 @@
 //! SQLite through `spin_sdk::sqlite3`: one database per component, a versioned migration
 //! runner that every component calls on open, and transactions. Spin executes one
 //! statement per `execute` call, so migrations are split into statements here.
+//!
+//! Spin sets no PRAGMAs (rollback journal, `synchronous=FULL`): WAL is set once by a
+//! platform migration, `synchronous=NORMAL` and a busy timeout on every connection (Spin
+//! opens a fresh one per request). A libSQL label (the cluster's runtime config) may
+//! refuse a PRAGMA: that is expected, logged once, and the component works without it.
 
 use anyhow::{anyhow, Context};
 use spin_sdk::sqlite3::{Connection, QueryResult, Value};
@@ -34,7 +39,24 @@ pub const PLATFORM_MIGRATIONS: &[Migration] = &[
         id: "platform/0005_idempotency_reservation",
         sql: include_str!("../../migrations/0005_idempotency_reservation.sql"),
     },
+    Migration {
+        id: "platform/0006_wal",
+        sql: include_str!("../../migrations/0006_wal.sql"),
+    },
 ];
+
+/// A migration file that starts with this line runs outside a transaction (e.g.
+/// `PRAGMA journal_mode`, which SQLite refuses inside one); it must be idempotent.
+const NO_TRANSACTION: &str = "-- no-transaction";
+
+/// Per-connection settings: `synchronous=NORMAL` is durable in WAL mode up to the last
+/// commits before a power loss (never corrupt), and the busy timeout lets a writer wait
+/// inside SQLite for the lock instead of failing at once.
+const CONNECTION_PRAGMAS: &[&str] = &["PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 5000"];
+
+/// Recorded in `schema_migrations` once the database refused a PRAGMA (libSQL may): later
+/// connections skip the PRAGMAs, so the refusal is logged once, not per request.
+const PRAGMAS_REFUSED: &str = "platform/pragmas-refused";
 
 /// A component's database connection.
 pub struct Db {
@@ -101,34 +123,87 @@ impl Db {
             "CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
             &[],
         )?;
-        let applied = db.query("SELECT COUNT(*) FROM schema_migrations", &[])?;
-        let count = applied
-            .rows
-            .first()
-            .and_then(|r| r.get::<i64>(0))
-            .unwrap_or(0);
+        let applied = db.query(
+            "SELECT COALESCE(SUM(id <> ?1), 0), COALESCE(SUM(id = ?1), 0) FROM schema_migrations",
+            &[text(PRAGMAS_REFUSED)],
+        )?;
+        let row = applied.rows.first();
+        let count = row.and_then(|r| r.get::<i64>(0)).unwrap_or(0);
+        let refused = row.and_then(|r| r.get::<i64>(1)).unwrap_or(0) > 0;
+        if !refused {
+            for pragma in CONNECTION_PRAGMAS {
+                if let Err(e) = db.exec(pragma, &[]) {
+                    db.pragma_refused(label, pragma, &e)?;
+                    break;
+                }
+            }
+        }
         if count as usize == PLATFORM_MIGRATIONS.len() + own.len() {
             return Ok(db);
         }
         for m in PLATFORM_MIGRATIONS.iter().chain(own) {
+            if m.sql.trim_start().starts_with(NO_TRANSACTION) {
+                db.apply_outside_transaction(label, m)?;
+                continue;
+            }
             db.transaction(|tx| {
-                let seen = tx.query(
-                    "SELECT 1 FROM schema_migrations WHERE id = ?",
-                    &[Value::Text(m.id.into())],
-                )?;
-                if seen.rows.is_empty() {
+                if !tx.applied(m)? {
                     for stmt in statements(m.sql) {
-                        tx.exec(&stmt, &[]).with_context(|| format!("migration {}", m.id))?;
+                        tx.exec(&stmt, &[])
+                            .with_context(|| format!("migration {}", m.id))?;
                     }
-                    tx.exec(
-                        "INSERT INTO schema_migrations (id, applied_at) VALUES (?, datetime('now'))",
-                        &[Value::Text(m.id.into())],
-                    )?;
+                    tx.record(m.id)?;
                 }
                 Ok::<_, anyhow::Error>(())
             })?;
         }
         Ok(db)
+    }
+
+    fn applied(&self, m: &Migration) -> anyhow::Result<bool> {
+        let seen = self.query(
+            "SELECT 1 FROM schema_migrations WHERE id = ?",
+            &[Value::Text(m.id.into())],
+        )?;
+        Ok(!seen.rows.is_empty())
+    }
+
+    fn record(&self, id: &str) -> anyhow::Result<()> {
+        self.exec(
+            "INSERT OR IGNORE INTO schema_migrations (id, applied_at) VALUES (?, datetime('now'))",
+            &[text(id)],
+        )
+    }
+
+    /// A `-- no-transaction` migration: its statements, then its record. Racing
+    /// instances may both run it (it is idempotent). A busy database leaves it for the
+    /// next open; any other refusal (libSQL) is expected: logged once, recorded, skipped.
+    fn apply_outside_transaction(&self, label: &str, m: &Migration) -> anyhow::Result<()> {
+        if self.applied(m)? {
+            return Ok(());
+        }
+        for stmt in statements(m.sql) {
+            match self.exec(&stmt, &[]) {
+                Ok(()) => {}
+                Err(e) if is_busy(&e) => return Ok(()),
+                Err(e) => {
+                    self.pragma_refused(label, &stmt, &e)?;
+                    break;
+                }
+            }
+        }
+        self.transaction(|tx| tx.record(m.id))
+    }
+
+    /// Note that this database refuses PRAGMAs; logs the first time only.
+    fn pragma_refused(&self, label: &str, stmt: &str, e: &anyhow::Error) -> anyhow::Result<()> {
+        self.transaction(|tx| tx.record(PRAGMAS_REFUSED))?;
+        if self.changes() == 1 {
+            eprintln!(
+                "[db] {label}: `{stmt}` refused ({e:#}); expected on libSQL, continuing without it"
+            );
+        }
+        Ok(())
     }
 
     /// Run a statement that returns no rows we need.
@@ -234,6 +309,20 @@ mod tests {
                 "SELECT \"x;y\" FROM t"
             ]
         );
+    }
+
+    #[test]
+    fn only_the_wal_migration_runs_outside_a_transaction() {
+        let outside: Vec<_> = PLATFORM_MIGRATIONS
+            .iter()
+            .filter(|m| m.sql.trim_start().starts_with(NO_TRANSACTION))
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(outside, ["platform/0006_wal"]);
+        let wal = PLATFORM_MIGRATIONS
+            .iter()
+            .find(|m| m.id == "platform/0006_wal");
+        assert_eq!(statements(wal.unwrap().sql), ["PRAGMA journal_mode = WAL"]);
     }
 
     #[test]

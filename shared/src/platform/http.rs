@@ -300,6 +300,24 @@ pub fn serve(
     respond(&ctx, result)
 }
 
+/// [`serve`] for a route that awaits (the broker's dispatcher keeps several outbound
+/// requests in flight); the route gets its own copy of the context and the request.
+pub async fn serve_async<F>(
+    component: &'static str,
+    req: Request,
+    route: impl FnOnce(RequestContext, Request) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    let ctx = match RequestContext::from_request(component, &req) {
+        Ok(ctx) => ctx,
+        Err(e) => return problem(&e, component, None),
+    };
+    let result = route(ctx.clone(), req).await;
+    respond(&ctx, result)
+}
+
 /// `GET /health/<id>`: liveness/readiness for Knative probes. Answers 200 once the
 /// component's database opens and its migrations are applied.
 pub fn health(

@@ -152,7 +152,8 @@ pub fn flush_after_commit(component: &str, correlation: &CorrelationId, db: &Db,
 }
 
 /// The `POST /outbox/flush/<id>` answer: flush now and report what happened as JSON
-/// ([`FlushReport`]). Any request body is accepted (a Knative PingSource posts a CloudEvent).
+/// ([`FlushReport`]); logs only when it sent or failed something. Any request body is
+/// accepted (a Knative PingSource posts a CloudEvent).
 pub fn flush_route(
     component: &str,
     ctx: &RequestContext,
@@ -160,13 +161,16 @@ pub fn flush_route(
     broker_url: &str,
 ) -> Result<Response, ApiError> {
     let report = flush(db, broker_url, BATCH)?;
-    crate::log!(
-        component,
-        ctx.correlation,
-        "outbox flush: sent={} failed={} pending={}",
-        report.sent,
-        report.failed,
-        report.pending
-    );
+    // A tick that found nothing to send says nothing (the PingSource calls every second).
+    if report.sent + report.failed > 0 {
+        crate::log!(
+            component,
+            ctx.correlation,
+            "outbox flush: sent={} failed={} pending={}",
+            report.sent,
+            report.failed,
+            report.pending
+        );
+    }
     Ok(http::json(200, &report, ctx))
 }

@@ -5,10 +5,15 @@
 //!
 //! The wasm components must be built first (`make build`); [`Saga::start`] says so clearly
 //! when they are missing.
+//!
+//! Like `make up`, a started app has the broker's dispatcher loop beside it (a task
+//! calling `POST /broker/dispatch` back to back), and the host runs in its strict
+//! post-response mode (a guest is aborted once its answer is sent, as on Spin main), so
+//! nothing in the app can come to depend on work after an answer.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use spin_host::{AppOptions, FaultSpec, RunningApp, TestApp};
+use spin_host::{AppOptions, FaultSpec, PostResponse, RunningApp, TestApp};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -69,6 +74,7 @@ impl Answer {
 /// A running app plus an HTTP client.
 pub struct Saga {
     app: Option<RunningApp>,
+    dispatcher: Option<tokio::task::JoinHandle<()>>,
     pub http: reqwest::Client,
     pub base: String,
     dir: tempfile::TempDir,
@@ -94,6 +100,7 @@ impl Saga {
         let base = app.base_url();
         Ok(Saga {
             app: Some(app),
+            dispatcher: Some(dispatcher_loop(base.clone())),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .pool_max_idle_per_host(64)
@@ -106,13 +113,33 @@ impl Saga {
 
     /// Stop the host (in-flight requests finish) and start it again on the same databases.
     pub async fn restart(&mut self) -> Result<()> {
+        if let Some(d) = self.dispatcher.take() {
+            d.abort();
+        }
         if let Some(app) = self.app.take() {
             app.shutdown().await?;
         }
         let app = launch(self.dir.path(), &self.variables).await?;
         self.base = app.base_url();
         self.app = Some(app);
+        self.dispatcher = Some(dispatcher_loop(self.base.clone()));
         Ok(())
+    }
+
+    /// Stop the dispatcher loop (to see what the ingress alone does); waits out the
+    /// long-poll the loop may have left running in the broker.
+    pub async fn stop_dispatcher(&mut self) {
+        if let Some(d) = self.dispatcher.take() {
+            d.abort();
+            tokio::time::sleep(Duration::from_millis(2 * DISPATCH_WAIT_MS + 200)).await;
+        }
+    }
+
+    /// Start the dispatcher loop again.
+    pub fn start_dispatcher(&mut self) {
+        if self.dispatcher.is_none() {
+            self.dispatcher = Some(dispatcher_loop(self.base.clone()));
+        }
     }
 
     /// The running host (faults, stats).
@@ -233,9 +260,10 @@ impl Saga {
         self.post(&grab_path(), &grab_body(phone, fee)).await
     }
 
-    /// Everything the local PingSources and broker timer would do: flush every outbox and
-    /// the broker's due retries. Best effort, like a PingSource: a component that is down
-    /// (e.g. by an injected fault) is simply flushed on a later tick.
+    /// Everything the local PingSources would do, plus a broker flush: flush every outbox
+    /// and send the broker's due rows now (the dispatcher loop does that too; a flush
+    /// just does not wait for its next pass). Best effort, like a PingSource: a component
+    /// that is down (e.g. by an injected fault) is simply flushed on a later tick.
     pub async fn flush_all(&self) -> Result<()> {
         for p in [
             "/outbox/flush/grab",
@@ -342,9 +370,33 @@ impl Saga {
 
 impl Drop for Saga {
     fn drop(&mut self) {
-        // The host stops when its runtime handle drops; nothing else to clean.
-        let _ = &self.dir;
+        // The host stops when its runtime handle drops; the dispatcher loop with it.
+        if let Some(d) = self.dispatcher.take() {
+            d.abort();
+        }
     }
+}
+
+/// How long one dispatch call of the harness's loop waits for new rows.
+pub const DISPATCH_WAIT_MS: u64 = 300;
+
+/// The broker's dispatcher loop, as `scripts/local-dispatch.sh` runs it under `make up`:
+/// `POST /broker/dispatch` back to back; a failed call (the broker down by a fault, the
+/// app restarting) is retried after a short pause.
+pub fn dispatcher_loop(base: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("http client");
+        let url = format!("{base}/broker/dispatch?waitMs={DISPATCH_WAIT_MS}");
+        loop {
+            let ok = matches!(http.post(&url).send().await, Ok(r) if r.status().is_success());
+            if !ok {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    })
 }
 
 async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
@@ -363,6 +415,7 @@ async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
     opts.variables = vars.to_vec();
     opts.use_env_variables = false;
     opts.enable_faults = true;
+    opts.post_response = PostResponse::Abort;
     opts.log = std::env::var_os("E2E_LOG").is_some();
     TestApp::start(opts).await
 }

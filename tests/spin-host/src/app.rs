@@ -68,6 +68,26 @@ pub struct AppOptions {
     pub request_timeout: Option<Duration>,
     /// Print startup lines and one log line per request to stdout.
     pub log: bool,
+    /// What happens to a guest that is still running once its response is sent.
+    pub post_response: PostResponse,
+}
+
+/// What the host does with a guest that keeps running after its response is sent.
+///
+/// Released Spin (3.6.3, the runtime of containerd-shim-spin, and 4.0.x) spawns the
+/// guest call on its own task and lets it finish (`crates/trigger-http/src/wasi.rs`
+/// at v3.6.3: the handle is awaited in a detached task only to log errors). Spin main
+/// since commit 079bb6aa (in no tag yet) wraps the body in `AbortOnDropBody` and
+/// aborts the guest once hyper drops the sent body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PostResponse {
+    /// As released Spin 3.6.3 / 4.0.x: the guest keeps running to completion.
+    #[default]
+    Continue,
+    /// As unreleased Spin main: the guest is aborted at its next await once the
+    /// response body has been sent (or the client went away). Test suites use this
+    /// so nothing comes to depend on work after the answer.
+    Abort,
 }
 
 impl AppOptions {
@@ -87,6 +107,7 @@ impl AppOptions {
             cache_dir: None,
             request_timeout: None,
             log: true,
+            post_response: PostResponse::default(),
         }
     }
 }
@@ -128,6 +149,7 @@ pub(crate) struct AppInner {
     enable_faults: bool,
     request_timeout: Option<Duration>,
     log: bool,
+    post_response: PostResponse,
 }
 
 /// Spin's client address for chained requests (`CHAINED_CLIENT_ADDR`).
@@ -401,6 +423,7 @@ impl AppInner {
             enable_faults: opts.enable_faults,
             request_timeout: opts.request_timeout,
             log: opts.log,
+            post_response: opts.post_response,
         };
         let ids = manifest.components.keys().cloned().collect();
         Ok((inner, ids))
@@ -547,8 +570,9 @@ impl AppInner {
     /// Runs one request on a fresh instance of `route_match.component`.
     ///
     /// The response is returned as soon as the guest sets it; the guest call
-    /// runs in its own task, which is aborted once hyper drops the response
-    /// body (sent in full, or the client gone), as Spin's `trigger-http` does.
+    /// runs in its own task, which keeps running after the answer (released
+    /// Spin) or is aborted once hyper drops the response body (Spin main), as
+    /// [`PostResponse`] says.
     async fn run_component(
         self: &Arc<Self>,
         mut req: Request<Body>,
@@ -691,12 +715,18 @@ impl AppInner {
         });
 
         match rx.await {
-            // Spin wraps the body so that dropping it (sent in full, or the client gone)
-            // aborts the guest: no work survives the response.
+            // Released Spin leaves the task running (it holds its in-flight guard
+            // until done); Spin main wraps the body so that dropping it (sent in
+            // full, or the client gone) aborts the guest.
             Ok(Ok(resp)) => {
                 let status = resp.status().as_u16();
-                let abort = task.abort_handle();
-                let resp = resp.map(|body| AbortOnDropBody { body, abort }.boxed_unsync());
+                let resp = match self.post_response {
+                    PostResponse::Continue => resp,
+                    PostResponse::Abort => {
+                        let abort = task.abort_handle();
+                        resp.map(|body| AbortOnDropBody { body, abort }.boxed_unsync())
+                    }
+                };
                 finish(status, resp)
             }
             // Spin: "guest failed to produce a response" → empty 500.
@@ -755,8 +785,8 @@ impl AppInner {
     }
 }
 
-/// A response body that aborts the guest's task when dropped, as Spin's
-/// `trigger-http` does: once hyper has sent the body (or the client went away) the
+/// A response body that aborts the guest's task when dropped, as Spin main's
+/// `trigger-http` does ([`PostResponse::Abort`]): once hyper has sent the body (or the client went away) the
 /// instance is cancelled at its next await, so a guest cannot keep working after its
 /// answer.
 struct AbortOnDropBody {

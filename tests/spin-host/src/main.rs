@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use spin_host::{AppOptions, TestApp};
+use spin_host::{AppOptions, PostResponse, TestApp};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,10 @@ struct Up {
     /// Kill guest invocations running longer than this many milliseconds.
     #[arg(long = "request-timeout-ms")]
     request_timeout_ms: Option<u64>,
+    /// Abort a guest once its response is sent, as unreleased Spin main does.
+    /// Default: as released Spin 3.6.3 / 4.0.x, the guest keeps running.
+    #[arg(long = "abort-after-response")]
+    abort_after_response: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +89,9 @@ fn run() -> anyhow::Result<()> {
         opts.state_dir = up.state_dir;
         opts.enable_faults = up.enable_faults;
         opts.request_timeout = up.request_timeout_ms.map(Duration::from_millis);
+        if up.abort_after_response {
+            opts.post_response = PostResponse::Abort;
+        }
         let retain: Vec<String> = match std::env::var("SPIN_COMPONENTS_TO_RETAIN") {
             Ok(v) if up.component_id.is_empty() => v
                 .split(',')

@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{get, request, FixtureApp};
-use spin_host::{component_imports, Fault, FaultSpec, TestApp};
+use spin_host::{component_imports, Fault, FaultSpec, PostResponse, TestApp};
 
 fn spec(component: &str, fault: Fault, count: Option<u32>) -> FaultSpec {
     FaultSpec {
@@ -272,9 +272,11 @@ async fn outbound_http_is_enforced_and_chains_in_process() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_response_goes_out_at_once_and_work_after_it_is_cancelled_as_on_spin() {
+async fn the_response_goes_out_at_once_and_work_after_it_is_cancelled_as_on_spin_main() {
     let f = FixtureApp::new();
-    let app = f.start().await;
+    let mut opts = f.options();
+    opts.post_response = PostResponse::Abort;
+    let app = TestApp::start(opts).await.unwrap();
     let start = Instant::now();
     let r = get(&app, "/background?key=bg&ms=700").await;
     assert_eq!((r.status, r.body.as_str()), (202, "accepted"));
@@ -282,7 +284,7 @@ async fn the_response_goes_out_at_once_and_work_after_it_is_cancelled_as_on_spin
         start.elapsed() < Duration::from_millis(600),
         "response waited for the guest"
     );
-    // Spin's trigger-http aborts the guest once hyper drops the finished body.
+    // Spin main's trigger-http aborts the guest once hyper drops the finished body.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(get(&app, "/sql-get?key=bg").await.body, "<missing>");
     assert_eq!(app.in_flight(), 0, "the cancelled guest holds no instance");
@@ -298,6 +300,30 @@ async fn the_response_goes_out_at_once_and_work_after_it_is_cancelled_as_on_spin
     assert!(start.elapsed() < Duration::from_millis(600));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(get(&app, "/sql-get?key=bg2").await.body, "<missing>");
+    app.shutdown().await.unwrap();
+}
+
+/// Released Spin (3.6.3, 4.0.x) lets the guest finish after its answer: the default.
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_work_after_the_response_still_runs_as_on_released_spin() {
+    let f = FixtureApp::new();
+    let app = f.start().await;
+    let start = Instant::now();
+    let r = get(&app, "/background?key=bg&ms=300").await;
+    assert_eq!((r.status, r.body.as_str()), (202, "accepted"));
+    assert!(
+        start.elapsed() < Duration::from_millis(280),
+        "response waited for the guest"
+    );
+    let mut stored = String::new();
+    for _ in 0..100 {
+        stored = get(&app, "/sql-get?key=bg").await.body;
+        if stored != "<missing>" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, "after-response");
     app.shutdown().await.unwrap();
 }
 

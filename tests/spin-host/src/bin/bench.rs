@@ -1,29 +1,402 @@
-//! `spin-host-bench`: startup time and request throughput/latency of the
-//! fixture app on this machine. Prints numbers, asserts nothing.
+//! `spin-host-bench` (`make bench`): how fast H Taxi is on this machine, in one table.
+//! Prints numbers and the targets beside them; asserts nothing.
 //!
-//! Usage: `cargo run --release -p spin-host --bin spin-host-bench [-- --secs 3]`
-//! (needs `target/wasm32-wasip2/release/fixture.wasm`, i.e. `make build`).
-//! Traffic goes only to the loopback address the app listens on; every load
-//! phase is bounded in time.
+//! It runs whatever `make up` runs — the Spin CLI when `spin` is on `PATH`, else the
+//! project's host (`target/release/spin-host`, default post-response mode) — as a child
+//! process in a temporary working directory, with `make up`'s companions
+//! (`scripts/local-dispatch.sh`, `scripts/local-ping.sh`), and drives it over loopback
+//! HTTP only, like a user's load tool. Every phase is bounded in count and time, and the
+//! bench stops by itself. Phases:
+//! 1. the ceiling: the fixture component's empty handler (`GET /status?code=200`), req/s at
+//!    concurrency 1 and 32;
+//! 2. the saga at concurrency 1, 8, 16 and 32: each rider `POST /grabs`, then polls
+//!    `GET /grabStatuses/{id}` until it reads `Allocated`. Per phase: sagas/s, `POST
+//!    /grabs` and `GET /grabStatuses/{id}` latency, POST → Allocated visible, and
+//!    sagas/s × invocations per saga as a share of the ceiling (invocations counted by
+//!    the host's stats; the rider's own polls excluded);
+//! 3. peak RSS of the app process.
+//!
+//! Flags: `--secs N` per phase (default 5), `--max-sagas N` per phase (default 1500).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use spin_host::{AppOptions, TestApp};
+use serde_json::{json, Value};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).expect("root")
 }
 
-/// Writes a copy of the fixture manifest pointing at the built wasm.
-fn prepare(dir: &Path) -> Result<AppOptions> {
-    let wasm = std::path::absolute(root().join("target/wasm32-wasip2/release/fixture.wasm"))?;
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A runtime process and its companions; killed on drop.
+struct Running {
+    app: Child,
+    companions: Vec<Child>,
+    addr: SocketAddr,
+    /// Whether the host's stats API is there (not under the Spin CLI).
+    stats: bool,
+    runtime: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for c in self
+            .companions
+            .iter_mut()
+            .chain(std::iter::once(&mut self.app))
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Running {
+    /// Peak resident set of the app process, MiB.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.app.id())).ok()?;
+        let kib: f64 = s
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+fn free_addr() -> Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+fn spin_cli() -> bool {
+    Command::new("spin")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Start `manifest` as `make up` would, in `workdir`, and wait until `ready` answers.
+async fn start(
+    manifest: &Path,
+    runtime_config: &Path,
+    workdir: &Path,
+    env: &[(&str, String)],
+    ready: &str,
+    companions: bool,
+) -> Result<Running> {
+    let addr = free_addr()?;
+    let log = std::fs::File::create(workdir.join("app.log"))?;
+    let (mut cmd, runtime, stats) = if spin_cli() {
+        let mut c = Command::new("spin");
+        c.arg("up");
+        (c, "Spin CLI (spin up)".to_owned(), false)
+    } else {
+        // `SPIN_HOST_BIN` points at another build of the host (e.g. target/debug/spin-host).
+        let bin = std::env::var_os("SPIN_HOST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/release/spin-host"));
+        if !bin.exists() {
+            bail!("{} is missing: `make bench` builds it", bin.display());
+        }
+        let label = format!("project host ({})", bin.display());
+        let mut c = Command::new(bin);
+        c.args(["up", "--enable-faults"]);
+        c.env("SPIN_HOST_CACHE_DIR", root().join("target/spin-host-cache"));
+        (c, label, true)
+    };
+    cmd.arg("--from")
+        .arg(manifest)
+        .arg("--runtime-config-file")
+        .arg(runtime_config)
+        .args(["--listen", &addr.to_string()])
+        .current_dir(workdir)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let app = cmd.spawn().context("starting the runtime")?;
+    let mut running = Running {
+        app,
+        companions: vec![],
+        addr,
+        stats,
+        runtime,
+    };
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok(mut c) = Client::connect(addr).await {
+            if let Ok((200, _)) = c.call("GET", ready, None).await {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the app did not answer {ready} within 180 s; see {}",
+                workdir.join("app.log").display()
+            );
+        }
+        if let Some(status) = running.app.try_wait()? {
+            bail!(
+                "the runtime exited ({status}); see {}",
+                workdir.join("app.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if companions {
+        for script in ["scripts/local-dispatch.sh", "scripts/local-ping.sh"] {
+            running.companions.push(
+                Command::new(root().join(script))
+                    .arg(format!("http://{addr}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("starting {script}"))?,
+            );
+        }
+    }
+    Ok(running)
+}
+
+/// One keep-alive HTTP/1 connection.
+struct Client {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Result<Client> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Client { sender, addr })
+    }
+
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Bytes)> {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        let bytes = match body {
+            Some(v) => {
+                b = b.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(v)?)
+            }
+            None => Bytes::new(),
+        };
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(b.body(Full::new(bytes))?).await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
+    }
+
+    async fn json(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value)> {
+        let (status, bytes) = self.call(method, path, body).await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// Closed loop on the empty handler: req/s with `concurrency` connections for `secs`.
+async fn ceiling(addr: SocketAddr, concurrency: usize, secs: u64) -> Result<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = vec![];
+    for _ in 0..concurrency {
+        let stop = stop.clone();
+        workers.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await?;
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let (status, _) = c.call("GET", "/status?code=200", None).await?;
+                anyhow::ensure!(status == 200, "unexpected status {status}");
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for w in workers {
+        total += w.await.context("worker panicked")??;
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
+}
+
+/// What one saga phase measured.
+struct Phase {
+    concurrency: usize,
+    sagas: usize,
+    secs: f64,
+    post: Vec<Duration>,
+    get: Vec<Duration>,
+    visible: Vec<Duration>,
+    polls: usize,
+    /// Component invocations in the phase (host stats), if known.
+    invocations: Option<u64>,
+    failed: usize,
+}
+
+fn grab_body(i: usize) -> Value {
+    json!({
+        "phoneNumber": format!("010-8{:03}-{:04}", (i / 10_000) % 1000, i % 10_000),
+        "startingPoint": {"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"},
+        "destination": {"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"},
+        "estimatedFee": 15_000
+    })
+}
+
+async fn total_invocations(addr: SocketAddr) -> Result<u64> {
+    let mut c = Client::connect(addr).await?;
+    let (_, stats) = c.json("GET", "/.well-known/spin-host/stats", None).await?;
+    Ok(stats
+        .as_object()
+        .map(|o| o.values().filter_map(|s| s["requests"].as_u64()).sum())
+        .unwrap_or(0))
+}
+
+/// `concurrency` riders, until `max` sagas or `secs` have passed.
+async fn saga_phase(
+    app: &Running,
+    concurrency: usize,
+    max: usize,
+    secs: u64,
+    first_rider: usize,
+) -> Result<Phase> {
+    let addr = app.addr;
+    let before = if app.stats {
+        Some(total_invocations(addr).await?)
+    } else {
+        None
+    };
+    let next = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let t = Instant::now();
+    let mut workers = vec![];
+    for _ in 0..concurrency {
+        let next = next.clone();
+        workers.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await?;
+            let (mut post, mut get, mut visible, mut polls, mut failed) =
+                (vec![], vec![], vec![], 0usize, 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= max || Instant::now() >= deadline {
+                    break;
+                }
+                let start = Instant::now();
+                let (status, body) = c
+                    .json("POST", "/grabs", Some(&grab_body(first_rider + i)))
+                    .await?;
+                post.push(start.elapsed());
+                let Some(id) = body["id"]
+                    .as_str()
+                    .filter(|_| status == 201)
+                    .map(str::to_owned)
+                else {
+                    failed += 1;
+                    continue;
+                };
+                let path = format!("/grabStatuses/{id}");
+                let give_up = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let g = Instant::now();
+                    let (status, view) = c.json("GET", &path, None).await?;
+                    get.push(g.elapsed());
+                    polls += 1;
+                    if status == 200 && view["grabStatus"] == "Allocated" {
+                        visible.push(start.elapsed());
+                        break;
+                    }
+                    if Instant::now() > give_up {
+                        failed += 1;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            anyhow::Ok((post, get, visible, polls, failed))
+        }));
+    }
+    let mut phase = Phase {
+        concurrency,
+        sagas: 0,
+        secs: 0.0,
+        post: vec![],
+        get: vec![],
+        visible: vec![],
+        polls: 0,
+        invocations: None,
+        failed: 0,
+    };
+    for w in workers {
+        let (post, get, visible, polls, failed) = w.await.context("rider panicked")??;
+        phase.post.extend(post);
+        phase.get.extend(get);
+        phase.visible.extend(visible);
+        phase.polls += polls;
+        phase.failed += failed;
+    }
+    phase.secs = t.elapsed().as_secs_f64();
+    phase.sagas = phase.visible.len();
+    for v in [&mut phase.post, &mut phase.get, &mut phase.visible] {
+        v.sort();
+    }
+    if let Some(before) = before {
+        // The host counts the stats call itself too; the riders' polls are theirs, not the saga's.
+        let after = total_invocations(addr).await?;
+        phase.invocations = Some(after.saturating_sub(before + phase.polls as u64 + 1));
+    }
+    Ok(phase)
+}
+
+/// The fixture app (3 components, the empty handler), as the ceiling's subject.
+fn fixture_app(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let wasm = root().join("target/wasm32-wasip2/release/fixture.wasm");
     anyhow::ensure!(
         wasm.exists(),
         "{} is missing: run `make build` first",
@@ -39,9 +412,7 @@ fn prepare(dir: &Path) -> Result<AppOptions> {
             "source = \"static\"",
             &format!(
                 "source = {:?}",
-                std::path::absolute(fixture.join("static"))?
-                    .display()
-                    .to_string()
+                fixture.join("static").display().to_string()
             ),
         );
     std::fs::write(dir.join("spin.toml"), manifest)?;
@@ -49,107 +420,162 @@ fn prepare(dir: &Path) -> Result<AppOptions> {
         fixture.join("runtime-config.toml"),
         dir.join("runtime-config.toml"),
     )?;
-    let mut o = AppOptions::new(dir.join("spin.toml"));
-    o.runtime_config = Some(dir.join("runtime-config.toml"));
-    o.state_dir = Some(dir.join(".spin"));
-    o.working_dir = Some(dir.to_owned());
-    o.cache_dir = Some(dir.join("cache"));
-    o.variables = vec![("secret_token".into(), "bench".into())];
-    o.use_env_variables = false;
-    o.log = false;
-    Ok(o)
+    Ok((dir.join("spin.toml"), dir.join("runtime-config.toml")))
 }
 
-async fn timed_start(opts: &AppOptions) -> Result<(spin_host::RunningApp, Duration)> {
-    let t = Instant::now();
-    let app = TestApp::start(opts.clone()).await?;
-    Ok((app, t.elapsed()))
-}
-
-/// Closed-loop load: `concurrency` keep-alive connections for `secs`.
-async fn load(addr: std::net::SocketAddr, path: &str, concurrency: usize, secs: u64) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut workers = vec![];
-    for _ in 0..concurrency {
-        let stop = stop.clone();
-        let path = path.to_owned();
-        workers.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            let mut lat = vec![];
-            while !stop.load(Ordering::Relaxed) {
-                let req = http::Request::get(&path)
-                    .header("host", addr.to_string())
-                    .body(Empty::<Bytes>::new())?;
-                let t = Instant::now();
-                let resp = sender.send_request(req).await?;
-                anyhow::ensure!(resp.status() == 200, "unexpected status {}", resp.status());
-                resp.into_body().collect().await?;
-                lat.push(t.elapsed());
-            }
-            anyhow::Ok(lat)
-        }));
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
     }
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = vec![];
-    for w in workers {
-        all.extend(w.await.context("worker panicked")??);
-    }
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    println!(
-        "  concurrency {concurrency:>3}: {:>8.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} requests)",
-        all.len() as f64 / secs as f64,
-        pct(0.50).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0,
-        all.len()
-    );
-    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let secs = args
-        .iter()
-        .position(|a| a == "--secs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3u64);
-    let dir = tempfile::tempdir()?;
-    let opts = prepare(dir.path())?;
+    let secs = arg("--secs", 5);
+    let max = arg("--max-sagas", 1500) as usize;
 
-    println!("startup (fixture app, 3 components, 1 distinct wasm):");
-    let (app, cold) = timed_start(&opts).await?;
-    println!(
-        "  cold (compile + write cache):  {:>8.1} ms",
-        cold.as_secs_f64() * 1000.0
-    );
-    app.shutdown().await?;
-    spin_host::clear_memory_cache();
-    let (app, warm_disk) = timed_start(&opts).await?;
-    println!(
-        "  warm (load .cwasm from disk):  {:>8.1} ms",
-        warm_disk.as_secs_f64() * 1000.0
-    );
-    app.shutdown().await?;
-    let (app, warm_mem) = timed_start(&opts).await?;
-    println!(
-        "  warm (in-process cache):       {:>8.1} ms",
-        warm_mem.as_secs_f64() * 1000.0
-    );
+    // 1. The ceiling.
+    let fixture_dir = tempfile::tempdir()?;
+    let (manifest, rc) = fixture_app(fixture_dir.path())?;
+    let fixture = start(
+        &manifest,
+        &rc,
+        fixture_dir.path(),
+        &[("SPIN_VARIABLE_SECRET_TOKEN", "bench".to_owned())],
+        "/status?code=200",
+        false,
+    )
+    .await?;
+    println!("runtime: {}", fixture.runtime);
+    ceiling(fixture.addr, 4, 1).await?; // warm-up
+    let ceiling_1 = ceiling(fixture.addr, 1, secs).await?;
+    let ceiling_32 = ceiling(fixture.addr, 32, secs).await?;
+    drop(fixture);
 
-    println!("GET /status?code=200 (empty handler, fresh instance per request), {secs}s each:");
-    for c in [1, 8, 32] {
-        load(app.addr(), "/status?code=200", c, secs).await?;
+    // 2. The saga, against the app as `make up` runs it.
+    let app_dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(app_dir.path().join(".spin"))?;
+    let key: String = format!("bench-{}", std::process::id());
+    let app = start(
+        &root().join("spin.toml"),
+        &root().join("runtime-config.toml"),
+        app_dir.path(),
+        &[("SPIN_VARIABLE_PAY_API_KEY", key)],
+        "/health/broker",
+        true,
+    )
+    .await?;
+    let concurrencies = [1usize, 8, 16, 32];
+    let per_phase = |c: usize| if c == 1 { max.min(200) } else { max };
+    // One taxi per saga (riders never release them), near Seoul Station.
+    let taxis: usize = concurrencies.iter().map(|c| per_phase(*c)).sum::<usize>() + 20;
+    let registered = Arc::new(AtomicUsize::new(0));
+    let mut regs = vec![];
+    for w in 0..16 {
+        let registered = registered.clone();
+        let addr = app.addr;
+        regs.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await?;
+            let mut i = w;
+            while i < taxis {
+                let body = json!({"taxiNum": format!("서울{:02}벤{:04}", i / 10_000, i % 10_000),
+                    "location": {"lat": 37.50 + (i % 60) as f64 * 0.001, "lng": 126.95 + (i / 60) as f64 * 0.001}});
+                let (status, _) = c.call("POST", "/taxis", Some(&body)).await?;
+                anyhow::ensure!(status == 201, "registering a taxi: {status}");
+                registered.fetch_add(1, Ordering::Relaxed);
+                i += 16;
+            }
+            anyhow::Ok(())
+        }));
     }
-    println!("GET /sql-get?key=x (one SQLite open + 2 statements):");
-    for c in [1, 8] {
-        load(app.addr(), "/sql-get?key=x", c, secs).await?;
+    for r in regs {
+        r.await??;
     }
-    app.shutdown().await?;
+    saga_phase(&app, 4, 40, secs, 900_000).await?; // warm-up
+    let mut phases = vec![];
+    let mut rider = 0;
+    for c in concurrencies {
+        let p = saga_phase(&app, c, per_phase(c), secs, rider).await?;
+        rider += per_phase(c);
+        phases.push(p);
+    }
+    let rss = app.peak_rss_mib();
+    let runtime = app.runtime.clone();
+    drop(app);
+
+    // 3. The table.
+    println!();
+    println!(
+        "H Taxi bench — {runtime}, {secs} s or {max} sagas per phase, loopback HTTP, keep-alive"
+    );
+    println!();
+    println!("| empty handler (fixture `GET /status`) | req/s |");
+    println!("|---|---|");
+    println!("| concurrency 1 | {ceiling_1:.0} |");
+    println!("| concurrency 32 | {ceiling_32:.0} |");
+    println!();
+    println!("| riders | sagas | sagas/s | POST /grabs p50 / p99 ms | GET /grabStatuses/{{id}} p50 / p99 ms | POST → Allocated visible p50 / p99 ms | invocations/saga | share of ceiling | failed |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for p in &phases {
+        let rate = p.sagas as f64 / p.secs;
+        let (inv, share) = match p.invocations {
+            Some(total) if p.sagas > 0 => {
+                let per = total as f64 / p.sagas as f64;
+                (
+                    format!("{per:.1}"),
+                    format!("{:.0} %", 100.0 * rate * per / ceiling_32),
+                )
+            }
+            _ => ("n/a".to_owned(), "n/a".to_owned()),
+        };
+        println!(
+            "| {} | {} | {rate:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {inv} | {share} | {} |",
+            p.concurrency,
+            p.sagas,
+            pct(&p.post, 0.5),
+            pct(&p.post, 0.99),
+            pct(&p.get, 0.5),
+            pct(&p.get, 0.99),
+            pct(&p.visible, 0.5),
+            pct(&p.visible, 0.99),
+            p.failed
+        );
+    }
+    println!();
+    match rss {
+        Some(mib) => println!("peak RSS of the app process: {mib:.0} MiB"),
+        None => println!("peak RSS of the app process: n/a"),
+    }
+    let by = |c: usize| phases.iter().find(|p| p.concurrency == c).expect("phase");
+    let rate = |c: usize| by(c).sagas as f64 / by(c).secs;
+    let p16 = by(16);
+    println!();
+    println!("targets (printed, never asserted):");
+    println!(
+        "  POST /grabs at 16 riders p50 <= 10 ms, p99 <= 50 ms: {:.1} / {:.1} ms — {}",
+        pct(&p16.post, 0.5),
+        pct(&p16.post, 0.99),
+        verdict(pct(&p16.post, 0.5) <= 10.0 && pct(&p16.post, 0.99) <= 50.0)
+    );
+    println!(
+        "  POST → Allocated visible at 16 riders p50 <= 30 ms, p99 <= 150 ms: {:.1} / {:.1} ms — {}",
+        pct(&p16.visible, 0.5),
+        pct(&p16.visible, 0.99),
+        verdict(pct(&p16.visible, 0.5) <= 30.0 && pct(&p16.visible, 0.99) <= 150.0)
+    );
+    println!(
+        "  >= 300 sagas/s at 32 riders: {:.1} — {}",
+        rate(32),
+        verdict(rate(32) >= 300.0)
+    );
+    println!(
+        "  throughput non-decreasing 8 → 16 → 32: {:.1} → {:.1} → {:.1} — {}",
+        rate(8),
+        rate(16),
+        rate(32),
+        verdict(rate(16) >= rate(8) && rate(32) >= rate(16))
+    );
     Ok(())
 }
