@@ -1,11 +1,12 @@
 //! `spin-host up`: a `spin up` look-alike for CI and local runs without the
 //! Spin CLI. See the crate README for flags and the fault-injection API.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use spin_host::{AppOptions, TestApp};
+use spin_host::{AppOptions, RetainedBy, TestApp};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +53,21 @@ struct Up {
     /// Kill guest invocations running longer than this many milliseconds.
     #[arg(long = "request-timeout-ms")]
     request_timeout_ms: Option<u64>,
+    /// TEST-ONLY (not in Spin): send outbound requests for host NAME to ADDR
+    /// (`NAME=IP:PORT`, repeatable), like a DNS entry; the allowed-hosts check
+    /// and the Host header still use NAME.
+    #[arg(long = "map-host", value_name = "NAME=ADDR", value_parser = parse_host_mapping)]
+    map_host: Vec<(String, SocketAddr)>,
+}
+
+fn parse_host_mapping(s: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=IP:PORT"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not an IP:PORT address: {e}"))?;
+    Ok((name.trim().to_ascii_lowercase(), addr))
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,16 +101,21 @@ fn run() -> anyhow::Result<()> {
         opts.state_dir = up.state_dir;
         opts.enable_faults = up.enable_faults;
         opts.request_timeout = up.request_timeout_ms.map(Duration::from_millis);
-        let retain: Vec<String> = match std::env::var("SPIN_COMPONENTS_TO_RETAIN") {
-            Ok(v) if up.component_id.is_empty() => v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            _ => up.component_id,
-        };
-        if !retain.is_empty() {
-            opts.components = Some(retain);
+        opts.host_map = up.map_host;
+        // `--component-id` is `spin up`'s; SPIN_COMPONENTS_TO_RETAIN is how
+        // containerd-shim-spin is told (split on ',' without trimming, as it does).
+        match std::env::var("SPIN_COMPONENTS_TO_RETAIN") {
+            Ok(v) if up.component_id.is_empty() => {
+                opts.components = Some(
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                );
+                opts.retained_by = RetainedBy::ShimEnvironment;
+            }
+            _ if !up.component_id.is_empty() => opts.components = Some(up.component_id),
+            _ => {}
         }
         let app = TestApp::start(opts).await?;
         tokio::signal::ctrl_c().await?;
