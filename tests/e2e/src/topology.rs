@@ -111,7 +111,10 @@ fn rendered_secrets(pay_api_key: &str) -> Result<Vec<Object>> {
         "scripts/knative-secrets.sh failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(objects(&String::from_utf8(out.stdout)?, "knative-secrets.sh"))
+    Ok(objects(
+        &String::from_utf8(out.stdout)?,
+        "knative-secrets.sh",
+    ))
 }
 
 /// Serialises the pinned tools' first-run install (two topologies render at once).
@@ -197,7 +200,10 @@ fn container_env(container: &Value, objects: &[Object]) -> Result<BTreeMap<Strin
                 (_, Some(r)) => ("ConfigMap", r),
                 _ => bail!("env {name}: only value, secretKeyRef and configMapKeyRef are resolved"),
             };
-            let (sname, key) = (r["name"].as_str().unwrap_or(""), r["key"].as_str().unwrap_or(""));
+            let (sname, key) = (
+                r["name"].as_str().unwrap_or(""),
+                r["key"].as_str().unwrap_or(""),
+            );
             source(kind, sname)?
                 .remove(key)
                 .with_context(|| format!("env {name}: {kind} {sname} has no key {key}"))?
@@ -343,7 +349,12 @@ fn broker_manifest(eventing: &Path, subscribers: &[String]) -> Result<String> {
 }
 
 /// One process: spawned with `args` and exactly `env`, logging to a file.
-fn spawn(name: &str, args: &[String], env: &BTreeMap<String, String>, dir: &Path) -> Result<Process> {
+fn spawn(
+    name: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    dir: &Path,
+) -> Result<Process> {
     let work = dir.join(name);
     std::fs::create_dir_all(&work)?;
     let log = work.join("host.log");
@@ -376,7 +387,10 @@ async fn ready(http: &reqwest::Client, p: &mut Process, url: &str) -> Result<()>
     loop {
         if let Some(status) = p.child.try_wait()? {
             let log = std::fs::read_to_string(&p.log).unwrap_or_default();
-            bail!("the {} process exited ({status}) before it was ready:\n{log}", p.name);
+            bail!(
+                "the {} process exited ({status}) before it was ready:\n{log}",
+                p.name
+            );
         }
         if let Ok(r) = http.get(url).send().await {
             if r.status() == 200 {
@@ -406,40 +420,46 @@ async fn serve_ingress(
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let state = state.clone();
-                async move {
-                    let (path, broker, http) = &*state;
-                    let (parts, body) = req.into_parts();
-                    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                    let mut answer = hyper::Response::new(Full::new(bytes::Bytes::new()));
-                    if parts.method != hyper::Method::POST || parts.uri.path() != path.as_str() {
-                        *answer.status_mut() = hyper::StatusCode::NOT_FOUND;
-                        return Ok::<_, std::convert::Infallible>(answer);
-                    }
-                    let mut headers = parts.headers.clone();
-                    headers.remove(hyper::header::HOST);
-                    let sent = http
-                        .post(format!("{broker}/broker"))
-                        .headers(headers)
-                        .body(body)
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(r) => {
-                            *answer.status_mut() = r.status();
-                            let mut headers = r.headers().clone();
-                            for hop in ["connection", "content-length", "transfer-encoding"] {
-                                headers.remove(hop);
-                            }
-                            *answer.headers_mut() = headers;
-                            *answer.body_mut() = Full::new(r.bytes().await.unwrap_or_default());
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let state = state.clone();
+                    async move {
+                        let (path, broker, http) = &*state;
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let mut answer = hyper::Response::new(Full::new(bytes::Bytes::new()));
+                        if parts.method != hyper::Method::POST || parts.uri.path() != path.as_str()
+                        {
+                            *answer.status_mut() = hyper::StatusCode::NOT_FOUND;
+                            return Ok::<_, std::convert::Infallible>(answer);
                         }
-                        Err(_) => *answer.status_mut() = hyper::StatusCode::BAD_GATEWAY,
+                        let mut headers = parts.headers.clone();
+                        headers.remove(hyper::header::HOST);
+                        let sent = http
+                            .post(format!("{broker}/broker"))
+                            .headers(headers)
+                            .body(body)
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(r) => {
+                                *answer.status_mut() = r.status();
+                                let mut headers = r.headers().clone();
+                                for hop in ["connection", "content-length", "transfer-encoding"] {
+                                    headers.remove(hop);
+                                }
+                                *answer.headers_mut() = headers;
+                                *answer.body_mut() = Full::new(r.bytes().await.unwrap_or_default());
+                            }
+                            Err(_) => *answer.status_mut() = hyper::StatusCode::BAD_GATEWAY,
+                        }
+                        Ok(answer)
                     }
-                    Ok(answer)
-                }
-            });
+                });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;
@@ -469,12 +489,17 @@ impl Cluster {
             )?,
         )?;
 
-        let services: Vec<&Object> = objects.iter().filter(|o| o.is(SERVING, "Service")).collect();
+        let services: Vec<&Object> = objects
+            .iter()
+            .filter(|o| o.is(SERVING, "Service"))
+            .collect();
         let broker_obj = objects
             .iter()
             .find(|o| o.is("eventing.knative.dev/v1", "Broker"))
             .context("no Broker rendered")?;
-        let namespace = broker_obj.str_at("/metadata/namespace").unwrap_or("default");
+        let namespace = broker_obj
+            .str_at("/metadata/namespace")
+            .unwrap_or("default");
         let ingress_path = format!("/{namespace}/{}", broker_obj.name());
 
         // Every cluster name and its loopback address, known before anything starts.
@@ -503,7 +528,11 @@ impl Cluster {
                 env.insert("SPIN_HTTP_LISTEN_ADDR".into(), addr.clone());
             }
             let mut args: Vec<String> = match c["args"].as_array() {
-                Some(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+                Some(a) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
                 // The shim's entrypoint (`command: ["/"]`) is `spin up` of the mounted app.
                 None => vec!["up".into()],
             };
@@ -518,7 +547,10 @@ impl Cluster {
             }
             if !args.iter().any(|a| a == "--runtime-config-file") {
                 // The shim reads /runtime-config.toml itself.
-                args.extend(["--runtime-config-file".into(), runtime_config.display().to_string()]);
+                args.extend([
+                    "--runtime-config-file".into(),
+                    runtime_config.display().to_string(),
+                ]);
             }
             args.extend([
                 "-f".into(),
@@ -566,7 +598,12 @@ impl Cluster {
         for (p, probe) in processes.iter_mut().zip(&probes) {
             ready(&http, p, probe).await?;
         }
-        ready(&http, &mut broker_process, &format!("{broker}/health/broker")).await?;
+        ready(
+            &http,
+            &mut broker_process,
+            &format!("{broker}/health/broker"),
+        )
+        .await?;
         processes.push(broker_process);
 
         let pings = objects
@@ -614,8 +651,14 @@ impl Cluster {
             }
             None => None,
         };
-        crate::send(&self.http, method, &format!("{}{path}", self.url(service)), &headers, body)
-            .await
+        crate::send(
+            &self.http,
+            method,
+            &format!("{}{path}", self.url(service)),
+            &headers,
+            body,
+        )
+        .await
     }
 
     /// One tick of what runs by itself in the cluster: every PingSource fires, and the broker

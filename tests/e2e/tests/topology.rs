@@ -42,17 +42,34 @@ async fn ride(c: &Cluster) -> Result<()> {
             Method::POST,
             "allocate",
             "/taxis",
-            Some(&json!({"taxiNum": "서울32저4703", "location": {"lat": 37.5550, "lng": 126.9710}})),
+            Some(
+                &json!({"taxiNum": "서울32저4703", "location": {"lat": 37.5550, "lng": 126.9710}}),
+            ),
         )
         .await?;
-    ensure!(taxi.status == 201, "POST /taxis: {} {}", taxi.status, taxi.text);
+    ensure!(
+        taxi.status == 201,
+        "POST /taxis: {} {}",
+        taxi.status,
+        taxi.text
+    );
     let taxi_id = taxi.body["taxiId"].as_str().context("taxiId")?.to_owned();
 
     // grab -> pay is a synchronous HTTP call from the grab process to the pay process.
     let grab = c
-        .call(Method::POST, "grab", "/grabs", Some(&grab_body("010-1234-5678", 15000)))
+        .call(
+            Method::POST,
+            "grab",
+            "/grabs",
+            Some(&grab_body("010-1234-5678", 15000)),
+        )
         .await?;
-    ensure!(grab.status == 201, "POST /grabs: {} {}", grab.status, grab.text);
+    ensure!(
+        grab.status == 201,
+        "POST /grabs: {} {}",
+        grab.status,
+        grab.text
+    );
     let id = grab.body["id"].as_str().context("grab id")?.to_owned();
     let (id, taxi_id) = (id.as_str(), taxi_id.as_str());
     ensure!(
@@ -64,8 +81,10 @@ async fn ride(c: &Cluster) -> Result<()> {
     let allocated = c
         .eventually("the view to show the taxi allocated", || async move {
             let v = view(c, id).await?;
-            Ok((v["allocationStatus"] == "Allocated" && v["paymentStatus"] == "Approved")
-                .then_some(v))
+            Ok(
+                (v["allocationStatus"] == "Allocated" && v["paymentStatus"] == "Approved")
+                    .then_some(v),
+            )
         })
         .await?;
     ensure!(
@@ -74,21 +93,34 @@ async fn ride(c: &Cluster) -> Result<()> {
     );
 
     // Cancel: GrabCancelled -> pay refunds, allocate releases the taxi, the view follows.
-    let cancel = c.call(Method::DELETE, "grab", &format!("/grabs/{id}"), None).await?;
-    ensure!(cancel.status == 204, "DELETE /grabs/{id}: {} {}", cancel.status, cancel.text);
+    let cancel = c
+        .call(Method::DELETE, "grab", &format!("/grabs/{id}"), None)
+        .await?;
+    ensure!(
+        cancel.status == 204,
+        "DELETE /grabs/{id}: {} {}",
+        cancel.status,
+        cancel.text
+    );
     c.eventually("the refund and the released taxi", || async move {
         let refunded = payment_status(c, id).await?.as_deref() == Some("Refunded");
         let v = view(c, id).await?;
         let taxis = get(c, "allocate", "/taxis").await?.body;
-        let list = taxis.as_array().or(taxis["taxis"].as_array()).cloned().unwrap_or_default();
+        let list = taxis
+            .as_array()
+            .or(taxis["taxis"].as_array())
+            .cloned()
+            .unwrap_or_default();
         let free = list
             .iter()
             .any(|t| t["taxiId"] == json!(taxi_id) && t["status"] == "Available");
-        Ok((refunded
-            && free
-            && v["grabStatus"] == "Cancelled"
-            && v["paymentStatus"] == "Refunded")
-            .then_some(()))
+        Ok(
+            (refunded
+                && free
+                && v["grabStatus"] == "Cancelled"
+                && v["paymentStatus"] == "Refunded")
+                .then_some(()),
+        )
     })
     .await
 }

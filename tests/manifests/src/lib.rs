@@ -282,7 +282,10 @@ pub fn template_variables(template: &str) -> Vec<String> {
 }
 
 /// Renders a Spin template with `value_of` each variable; `None` if one has no value.
-pub fn render_template(template: &str, value_of: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub fn render_template(
+    template: &str,
+    value_of: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(start) = rest.find("{{") {

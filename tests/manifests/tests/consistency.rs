@@ -418,7 +418,12 @@ fn every_service_gets_every_spin_variable_it_needs() {
             .iter()
             .filter(|(_, v)| v.required)
             .map(|(k, _)| k.clone());
-        for var in app.components[id].app_variables.iter().cloned().chain(required) {
+        for var in app.components[id]
+            .app_variables
+            .iter()
+            .cloned()
+            .chain(required)
+        {
             let name = spin_env_name(&var);
             let source = env.get(&name).copied();
             assert!(

@@ -154,9 +154,9 @@ fn parse_ports(port: &str, scheme: &str) -> Result<Option<PortPattern>> {
             .with_context(|| format!("port range {port:?} contains non-number"))?;
         return Ok(Some(PortPattern::Range(a..b)));
     }
-    Ok(Some(PortPattern::Port(port.parse().with_context(|| {
-        format!("port {port:?} is not a number")
-    })?)))
+    Ok(Some(PortPattern::Port(port.parse().with_context(
+        || format!("port {port:?} is not a number"),
+    )?)))
 }
 
 impl AllowedHost {
@@ -178,16 +178,16 @@ impl AllowedHost {
             Some((port, _)) => port,
             None => rest,
         };
-        let ports =
-            parse_ports(port, scheme).with_context(|| format!("Invalid allowed host port {port:?}"))?;
+        let ports = parse_ports(port, scheme)
+            .with_context(|| format!("Invalid allowed host port {port:?}"))?;
         let scheme_pattern = match scheme {
             "*" => None,
-            s if s.starts_with('{') => bail!(
-                "Invalid allowed host scheme {s:?}: scheme lists are not supported"
-            ),
-            s if s.chars().any(|c| !c.is_alphabetic()) => bail!(
-                "Invalid allowed host scheme {s:?}: only alphabetic characters are allowed"
-            ),
+            s if s.starts_with('{') => {
+                bail!("Invalid allowed host scheme {s:?}: scheme lists are not supported")
+            }
+            s if s.chars().any(|c| !c.is_alphabetic()) => {
+                bail!("Invalid allowed host scheme {s:?}: only alphabetic characters are allowed")
+            }
             s => Some(s.to_owned()),
         };
         let host = parse_host(host).with_context(|| format!("Invalid allowed host {host:?}"))?;

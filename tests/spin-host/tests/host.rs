@@ -62,7 +62,8 @@ async fn retaining_a_component_that_chains_to_a_dropped_one_fails_in_spins_words
     opts.components = Some(vec!["fixture".into()]);
     // `http://{{ peer_host }}` (first entry) is a template, so Spin skips it; the literal
     // `http://fixture-private.spin.internal` is what it refuses.
-    let chaining = "Selected component 'fixture' cannot use service chaining to unselected component: \
+    let chaining =
+        "Selected component 'fixture' cannot use service chaining to unselected component: \
                     allowed_outbound_hosts = [\"http://fixture-private.spin.internal\"]";
     assert_eq!(
         start_error(opts.clone()).await,
@@ -111,7 +112,11 @@ async fn a_retained_component_with_only_templated_hosts_starts_and_resolves_them
     let app = TestApp::start(opts.clone()).await.expect("starts");
     // Resolved to the default `fixture-peer.spin.internal`, which is not retained: Spin's
     // chaining interceptor finds no such component and the caller traps.
-    let r = get(&app, "/outbound?url=http://fixture-peer.spin.internal/exact").await;
+    let r = get(
+        &app,
+        "/outbound?url=http://fixture-peer.spin.internal/exact",
+    )
+    .await;
     assert_eq!(r.status, 500, "{}", r.body);
     // The wildcard-free list allows nothing else.
     let r = get(&app, "/outbound?url=http://fixture-private.spin.internal/p").await;
@@ -120,11 +125,16 @@ async fn a_retained_component_with_only_templated_hosts_starts_and_resolves_them
 
     // Like SPIN_VARIABLE_PEER_HOST: the same entry now allows that host instead.
     let peer = f.start().await;
-    opts.variables.push(("peer_host".into(), peer.addr().to_string()));
+    opts.variables
+        .push(("peer_host".into(), peer.addr().to_string()));
     let app = TestApp::start(opts).await.expect("starts");
     let r = get(&app, &format!("/outbound?url={}/exact", peer.base_url())).await;
     assert_eq!(r.json()["status"], 200, "{}", r.body);
-    let r = get(&app, "/outbound?url=http://fixture-peer.spin.internal/exact").await;
+    let r = get(
+        &app,
+        "/outbound?url=http://fixture-peer.spin.internal/exact",
+    )
+    .await;
     assert_eq!(r.json()["error"], "ErrorCode::HttpRequestDenied");
     app.shutdown().await.unwrap();
     peer.shutdown().await.unwrap();
@@ -174,7 +184,11 @@ async fn host_map_sends_a_cluster_name_to_a_loopback_address() {
         .push(("peer_host".into(), "peer.htaxi.svc.cluster.local".into()));
     opts.host_map = vec![("peer.htaxi.svc.cluster.local".into(), peer.addr())];
     let app = TestApp::start(opts).await.expect("starts");
-    let r = get(&app, "/outbound?url=http://peer.htaxi.svc.cluster.local/exact").await;
+    let r = get(
+        &app,
+        "/outbound?url=http://peer.htaxi.svc.cluster.local/exact",
+    )
+    .await;
     assert_eq!(r.json()["status"], 200, "{}", r.body);
     let inner: serde_json::Value =
         serde_json::from_str(r.json()["body"].as_str().unwrap()).unwrap();
@@ -186,7 +200,11 @@ async fn host_map_sends_a_cluster_name_to_a_loopback_address() {
     let mut opts = f.options();
     opts.host_map = vec![("peer.htaxi.svc.cluster.local".into(), peer.addr())];
     let strict = TestApp::start(opts).await.expect("starts");
-    let r = get(&strict, "/outbound?url=http://peer.htaxi.svc.cluster.local/exact").await;
+    let r = get(
+        &strict,
+        "/outbound?url=http://peer.htaxi.svc.cluster.local/exact",
+    )
+    .await;
     assert_eq!(r.json()["error"], "ErrorCode::HttpRequestDenied");
     strict.shutdown().await.unwrap();
     app.shutdown().await.unwrap();
