@@ -19,6 +19,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub mod topology;
+
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -165,36 +167,14 @@ impl Saga {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Answer> {
-        let mut req = self.http.request(method, format!("{}{}", self.base, path));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("calling {path}"))?;
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    v.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect();
-        let text = resp.text().await?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(Answer {
-            status,
+        send(
+            &self.http,
+            method,
+            &format!("{}{}", self.base, path),
             headers,
             body,
-            text,
-        })
+        )
+        .await
     }
 
     /// `GET path`.
@@ -418,6 +398,43 @@ async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
     opts.post_response = PostResponse::Abort;
     opts.log = std::env::var_os("E2E_LOG").is_some();
     TestApp::start(opts).await
+}
+
+/// Send one request to `url` and read the answer.
+pub async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Answer> {
+    let mut req = http.request(method, url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let resp = req.send().await.with_context(|| format!("calling {url}"))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let text = resp.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(Answer {
+        status,
+        headers,
+        body,
+        text,
+    })
 }
 
 /// `/grabs`.

@@ -134,6 +134,8 @@ struct RawComponent {
     sqlite_databases: Vec<String>,
     #[serde(default)]
     files: Vec<toml::Value>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
 }
 
 /// One Spin component as the tests need it.
@@ -144,6 +146,11 @@ pub struct Component {
     pub routes: Vec<String>,
     /// Keys of `[component.<id>.variables]`: the variables this component reads.
     pub variables: BTreeSet<String>,
+    /// Application variables (`[variables]`) this component's variable templates and
+    /// `allowed_outbound_hosts` use: the ones its deployment must be able to set.
+    pub app_variables: BTreeSet<String>,
+    /// `allowed_outbound_hosts`, as written (entries may be `{{ var }}` templates).
+    pub allowed_outbound_hosts: Vec<String>,
     pub sqlite_databases: Vec<String>,
     /// `files` entries as (source, destination); a bare string has no destination.
     pub files: Vec<(String, Option<String>)>,
@@ -181,10 +188,18 @@ impl SpinApp {
                         other => panic!("unexpected files entry {other:?}"),
                     })
                     .collect();
+                let app_variables = c
+                    .variables
+                    .values()
+                    .chain(&c.allowed_outbound_hosts)
+                    .flat_map(|t| template_variables(t))
+                    .collect();
                 let comp = Component {
                     id: id.clone(),
                     routes: Vec::new(),
                     variables: c.variables.keys().cloned().collect(),
+                    app_variables,
+                    allowed_outbound_hosts: c.allowed_outbound_hosts,
                     sqlite_databases: c.sqlite_databases,
                     files,
                 };
@@ -251,6 +266,37 @@ pub fn route_match(route: &str, path: &str) -> Option<(usize, bool)> {
     } else {
         (route == path).then_some((route.len(), true))
     }
+}
+
+/// The variable names a Spin template (`"{{ a }}/x{{b}}"`) refers to, in order.
+pub fn template_variables(template: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push(after[..end].trim().to_owned());
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// Renders a Spin template with `value_of` each variable; `None` if one has no value.
+pub fn render_template(
+    template: &str,
+    value_of: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}")?;
+        out.push_str(&value_of(after[..end].trim())?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// `pay_url` -> `SPIN_VARIABLE_PAY_URL` (Spin's environment variable provider).

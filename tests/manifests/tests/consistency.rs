@@ -418,7 +418,12 @@ fn every_service_gets_every_spin_variable_it_needs() {
             .iter()
             .filter(|(_, v)| v.required)
             .map(|(k, _)| k.clone());
-        for var in app.components[id].variables.iter().cloned().chain(required) {
+        for var in app.components[id]
+            .app_variables
+            .iter()
+            .cloned()
+            .chain(required)
+        {
             let name = spin_env_name(&var);
             let source = env.get(&name).copied();
             assert!(
@@ -524,8 +529,12 @@ fn cluster_urls_point_at_pay_and_the_kafka_broker_ingress() {
         Some("http://pay.htaxi.svc.cluster.local")
     );
     assert_eq!(
-        cm.str_at("/data/SPIN_VARIABLE_BROKER_URL"),
-        Some("http://kafka-broker-ingress.knative-eventing.svc.cluster.local/htaxi/default")
+        cm.str_at("/data/SPIN_VARIABLE_BROKER_ORIGIN"),
+        Some("http://kafka-broker-ingress.knative-eventing.svc.cluster.local")
+    );
+    assert_eq!(
+        cm.str_at("/data/SPIN_VARIABLE_BROKER_PATH"),
+        Some("/htaxi/default")
     );
     assert_eq!(
         kustomization("knative/base")["namespace"].as_str(),
@@ -758,5 +767,56 @@ fn overlays_run_each_service_with_only_its_own_component() {
             args.contains(&"/runtime-config.toml"),
             "container overlay: runtime config for {id}"
         );
+    }
+}
+
+/// Spin refuses to retain a component whose literal `allowed_outbound_hosts` name another
+/// component's `http://<id>.spin.internal` (`validate_service_chaining_for_components`), and skips
+/// templates. So every Service reaches the others only through variables: the ConfigMap renders
+/// each entry to one cluster origin, the manifest defaults to service chaining for `spin up`.
+#[test]
+fn each_service_reaches_other_services_only_through_its_variables() {
+    let app = SpinApp::load();
+    let cm = base()
+        .into_iter()
+        .find(|o| o.is("v1", "ConfigMap") && o.name() == "htaxi-config")
+        .expect("htaxi-config");
+    let cluster_value = |var: &str| {
+        cm.str_at(&format!("/data/{}", spin_env_name(var)))
+            .map(str::to_owned)
+    };
+    let default_value = |var: &str| app.variables.get(var).and_then(|v| v.default.clone());
+    for id in app.deployable() {
+        for entry in &app.components[&id].allowed_outbound_hosts {
+            assert!(
+                entry.contains("{{"),
+                "{id}: allowed_outbound_hosts entry {entry:?} is literal: with only {id} retained \
+                 Spin checks it, and a cluster host name would be allowed under `spin up` too"
+            );
+            for (shape, value_of) in [
+                ("cluster", &cluster_value as &dyn Fn(&str) -> Option<String>),
+                ("default", &default_value),
+            ] {
+                let origin = render_template(entry, value_of).unwrap_or_else(|| {
+                    panic!("{id}: {entry:?} uses a variable without a {shape} value")
+                });
+                let (scheme, host) = origin.split_once("://").unwrap_or_else(|| {
+                    panic!("{id}: {entry:?} renders to {origin:?} ({shape}): no scheme")
+                });
+                assert_eq!(scheme, "http", "{id}: {entry:?} ({shape})");
+                assert!(
+                    !host.contains('/') && !host.contains('*') && !host.is_empty(),
+                    "{id}: {entry:?} renders to {origin:?} ({shape}): Spin needs one origin, \
+                     scheme://host[:port] without a path or wildcard"
+                );
+                let chaining = host.ends_with(".spin.internal");
+                assert_eq!(
+                    chaining,
+                    shape == "default",
+                    "{id}: {entry:?} renders to {origin:?} ({shape}): defaults chain inside \
+                     `spin up`, the cluster uses Service names"
+                );
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@
 //! A request the list does not allow fails with `ErrorCode::HttpRequestDenied`
 //! (Spin's `factor-outbound-http/src/wasi.rs`, `prepare_request`).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 
@@ -98,69 +99,100 @@ fn in_network(net: IpAddr, len: u8, ip: IpAddr) -> bool {
     }
 }
 
+/// The host part of an entry (Spin's `HostConfig::parse`).
+fn parse_host(host: &str) -> Result<HostPattern> {
+    let host = host.trim();
+    if host == "*" {
+        return Ok(HostPattern::Any);
+    }
+    if host == "self" || host == "self.alt" {
+        return Ok(HostPattern::ToSelf);
+    }
+    if host.starts_with('{') {
+        bail!("host lists are not yet supported");
+    }
+    if let Some((ip, len)) = parse_cidr(host) {
+        return Ok(HostPattern::Cidr(ip, len));
+    }
+    let host = host.trim_end_matches('/');
+    if host.contains('/') {
+        bail!("must not include a path");
+    }
+    if let Some(domain) = host.strip_prefix("*.") {
+        if domain.contains('*') {
+            bail!("wildcards are allowed only as prefixes");
+        }
+        return Ok(HostPattern::AnySubdomain(format!(".{domain}")));
+    }
+    if host.contains('*') {
+        bail!("wildcards are allowed only as subdomains");
+    }
+    let parsed = url::Host::parse(host)?;
+    Ok(HostPattern::Exact(parsed.to_string()))
+}
+
+/// The port part of an entry (Spin's `PortConfig::parse`); `None` = any port.
+fn parse_ports(port: &str, scheme: &str) -> Result<Option<PortPattern>> {
+    if port.is_empty() {
+        let p = well_known_port(scheme).with_context(|| {
+            format!("no port was provided and the scheme {scheme:?} does not have a known default port number")
+        })?;
+        return Ok(Some(PortPattern::Port(p)));
+    }
+    if port == "*" {
+        return Ok(None);
+    }
+    if port.starts_with('{') {
+        bail!("port lists are not yet supported");
+    }
+    if let Some((a, b)) = port.split_once("..") {
+        let a = a
+            .parse()
+            .with_context(|| format!("port range {port:?} contains non-number"))?;
+        let b = b
+            .parse()
+            .with_context(|| format!("port range {port:?} contains non-number"))?;
+        return Ok(Some(PortPattern::Range(a..b)));
+    }
+    Ok(Some(PortPattern::Port(port.parse().with_context(
+        || format!("port {port:?} is not a number"),
+    )?)))
+}
+
 impl AllowedHost {
-    /// Parses one literal entry (no templates).
+    /// Parses one literal entry (no templates), with the checks and messages of
+    /// Spin's `AllowedHostConfig::parse`: port, then scheme, then host.
     pub fn parse(entry: &str) -> Result<Self> {
         let url = entry.trim();
         let Some((scheme, rest)) = url.split_once("://") else {
-            bail!("{url:?} does not contain a scheme (e.g., 'http://' or '*://')");
+            match url {
+                "*" | ":" | "" | "?" => bail!("{url:?} is not an allowed outbound host format.\nHosts must be in the form <scheme>://<host>[:<port>], with '*' wildcards allowed for each.\nIf you intended to allow all outbound networking, you can use '*://*:*' - this will obviate all network sandboxing.\nLearn more: https://spinframework.dev/v3/http-outbound#granting-http-permissions-to-components"),
+                _ => bail!("{url:?} does not contain a scheme (e.g., 'http://' or '*://')\nLearn more: https://spinframework.dev/v3/http-outbound#granting-http-permissions-to-components"),
+            }
         };
-        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, ""));
-        let port = match port.split_once('/') {
+        let (host, rest) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        let port = match rest.split_once('/') {
             Some((_, path)) if !path.is_empty() => {
                 bail!("{url:?} has a path but is not allowed to")
             }
             Some((port, _)) => port,
-            None => port,
+            None => rest,
         };
-        let scheme = match scheme {
+        let ports = parse_ports(port, scheme)
+            .with_context(|| format!("Invalid allowed host port {port:?}"))?;
+        let scheme_pattern = match scheme {
             "*" => None,
-            s if s.chars().all(char::is_alphabetic) && !s.is_empty() => Some(s.to_owned()),
-            s => bail!("scheme {s:?} contains non alphabetic character"),
-        };
-        let host = host.trim();
-        let host = if host == "*" {
-            HostPattern::Any
-        } else if host == "self" || host == "self.alt" {
-            HostPattern::ToSelf
-        } else if let Some((ip, len)) = parse_cidr(host) {
-            HostPattern::Cidr(ip, len)
-        } else if matches!(host.split('/').nth(1), Some(p) if !p.is_empty()) {
-            bail!("hosts must not contain paths");
-        } else if let Some(domain) = host.strip_prefix("*.") {
-            if domain.contains('*') {
-                bail!("Invalid allowed host {host}: wildcards are allowed only as prefixes");
+            s if s.starts_with('{') => {
+                bail!("Invalid allowed host scheme {s:?}: scheme lists are not supported")
             }
-            HostPattern::AnySubdomain(format!(".{domain}"))
-        } else if host.contains('*') {
-            bail!("Invalid allowed host {host}: wildcards are allowed only as subdomains");
-        } else {
-            HostPattern::Exact(host.trim_end_matches('/').to_owned())
+            s if s.chars().any(|c| !c.is_alphabetic()) => {
+                bail!("Invalid allowed host scheme {s:?}: only alphabetic characters are allowed")
+            }
+            s => Some(s.to_owned()),
         };
-        let ports = if port.is_empty() {
-            let scheme_name = scheme.as_deref().unwrap_or("*");
-            let p = well_known_port(scheme_name).with_context(|| {
-                format!("no port was provided and the scheme {scheme_name:?} does not have a known default port number")
-            })?;
-            Some(PortPattern::Port(p))
-        } else if port == "*" {
-            None
-        } else if let Some((a, b)) = port.split_once("..") {
-            let a = a
-                .parse()
-                .with_context(|| format!("port range {port:?} contains non-number"))?;
-            let b = b
-                .parse()
-                .with_context(|| format!("port range {port:?} contains non-number"))?;
-            Some(PortPattern::Range(a..b))
-        } else {
-            Some(PortPattern::Port(
-                port.parse()
-                    .with_context(|| format!("port {port:?} is not a number"))?,
-            ))
-        };
+        let host = parse_host(host).with_context(|| format!("Invalid allowed host {host:?}"))?;
         Ok(AllowedHost {
-            scheme,
+            scheme: scheme_pattern,
             host,
             ports,
         })
@@ -204,9 +236,11 @@ impl AllowedHost {
 pub struct AllowedHostsConfig(Vec<AllowedHost>);
 
 impl AllowedHostsConfig {
-    /// Checks literal entries at manifest load; templated ones are checked
-    /// once variables are known (as Spin defers them too).
-    pub fn validate(hosts: &[String]) -> Result<()> {
+    /// Checks a component's entries at manifest load, as Spin's loader does
+    /// (`AllowedHostsConfig::validate`): literal entries must parse; a templated
+    /// one is rendered with the variables' `default`s and must parse too, unless
+    /// a variable it uses has no default (then it can only be checked at run time).
+    pub fn validate(hosts: &[String], default_of: impl Fn(&str) -> Option<String>) -> Result<()> {
         if hosts.len() == 1 && hosts[0] == "insecure:allow-all" {
             bail!("'insecure:allow-all' is not allowed - use '*://*:*' instead if you really want to allow all outbound traffic'");
         }
@@ -214,21 +248,38 @@ impl AllowedHostsConfig {
             let template = Template::parse(h)?;
             if template.is_literal() {
                 AllowedHost::parse(h)?;
+                continue;
             }
+            let defaults: Option<HashMap<String, String>> = template
+                .referenced()
+                .map(|name| default_of(name).map(|v| (name.to_owned(), v)))
+                .collect();
+            let Some(defaults) = defaults else { continue };
+            let resolved = template.render(&defaults)?;
+            AllowedHost::parse(&resolved).with_context(|| {
+                format!("using default variable value(s) with template {:?} results in invalid config {resolved:?}", template.to_string())
+            })?;
         }
         Ok(())
     }
 
-    /// Parses entries, rendering `{{ var }}` templates with `resolver`.
-    pub fn parse(hosts: &[String], resolver: &Resolver) -> Result<Self> {
-        Self::validate(hosts)?;
+    /// Resolves entries for one instance, rendering `{{ var }}` templates with
+    /// the variables' actual values (Spin: `AllowedHostsConfig::parse` at
+    /// instance preparation). `http://*.spin.internal` stands for the chaining
+    /// hosts of `component_ids`, the app's (retained) components, only.
+    pub fn parse(hosts: &[String], resolver: &Resolver, component_ids: &[String]) -> Result<Self> {
         let mut out = vec![];
         for h in hosts {
-            let rendered = resolver.render(&Template::parse(h)?)?;
-            out.push(
-                AllowedHost::parse(&rendered)
-                    .with_context(|| format!("invalid allowed_outbound_hosts entry {h:?}"))?,
-            );
+            let host = AllowedHost::parse(&resolver.render(&Template::parse(h)?)?)?;
+            match &host.host {
+                HostPattern::AnySubdomain(d) if d == SERVICE_CHAINING_DOMAIN_SUFFIX => {
+                    out.extend(component_ids.iter().map(|id| AllowedHost {
+                        host: HostPattern::Exact(format!("{id}{SERVICE_CHAINING_DOMAIN_SUFFIX}")),
+                        ..host.clone()
+                    }));
+                }
+                _ => out.push(host),
+            }
         }
         Ok(AllowedHostsConfig(out))
     }
@@ -263,7 +314,7 @@ mod tests {
 
     fn cfg(hosts: &[&str]) -> AllowedHostsConfig {
         let hosts: Vec<String> = hosts.iter().map(|s| s.to_string()).collect();
-        AllowedHostsConfig::parse(&hosts, &Resolver::default()).unwrap()
+        AllowedHostsConfig::parse(&hosts, &Resolver::default(), &["grab".to_owned()]).unwrap()
     }
 
     #[test]
@@ -284,6 +335,8 @@ mod tests {
             "https"
         ));
         assert!(c.allows_url("http://grab.spin.internal/", "https"));
+        // Spin expands `*.spin.internal` to the app's components: nothing else matches.
+        assert!(!c.allows_url("http://ghost.spin.internal/", "https"));
         assert!(!c.allows_url("http://svc.cluster.local.evil.com/", "https"));
         assert!(!c.allows_url("http://example.com/", "https"));
     }
@@ -317,8 +370,26 @@ mod tests {
             "insecure:allow-all",
             "ftp://x.com",
         ] {
-            AllowedHostsConfig::validate(&[bad.to_owned()]).unwrap_err();
+            AllowedHostsConfig::validate(&[bad.to_owned()], |_| None).unwrap_err();
         }
+    }
+
+    #[test]
+    fn templates_are_checked_at_load_with_defaults_only() {
+        let hosts = vec!["{{ broker_url }}".to_owned()];
+        let err = AllowedHostsConfig::validate(&hosts, |_| {
+            Some("http://broker.spin.internal/broker".to_owned())
+        })
+        .unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "using default variable value(s) with template \"{{ broker_url }}\" results in invalid config \"http://broker.spin.internal/broker\": \
+             Invalid allowed host \"broker.spin.internal/broker\": must not include a path"
+        );
+        AllowedHostsConfig::validate(&hosts, |_| Some("http://broker.spin.internal".to_owned()))
+            .unwrap();
+        // No default: nothing to check until run time.
+        AllowedHostsConfig::validate(&hosts, |_| None).unwrap();
     }
 
     #[test]

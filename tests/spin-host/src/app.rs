@@ -52,8 +52,16 @@ pub struct AppOptions {
     /// Whether `SPIN_VARIABLE_*` from the process environment apply
     /// (default true; tests may turn it off for isolation).
     pub use_env_variables: bool,
-    /// `--component-id`: run only these components.
+    /// `--component-id` / `SPIN_COMPONENTS_TO_RETAIN`: run only these components.
     pub components: Option<Vec<String>>,
+    /// Which of the two asked for `components` (only the error wording differs).
+    pub retained_by: RetainedBy,
+    /// TEST-ONLY, not a Spin feature: outbound requests to these host names
+    /// connect to the given address instead (like an `/etc/hosts` entry with a
+    /// port), after `allowed_outbound_hosts` has been checked against the URL as
+    /// the guest wrote it; the `Host` header keeps the name. Lets one host
+    /// process per Knative Service call the others by their cluster names.
+    pub host_map: Vec<(String, SocketAddr)>,
     /// Expose the fault/stats admin API under `/.well-known/spin-host/`.
     pub enable_faults: bool,
     /// Directory that relative sqlite `path`s in the runtime config resolve
@@ -102,12 +110,41 @@ impl AppOptions {
             variables: vec![],
             use_env_variables: true,
             components: None,
+            retained_by: RetainedBy::ComponentIdFlag,
+            host_map: vec![],
             enable_faults: false,
             working_dir: None,
             cache_dir: None,
             request_timeout: None,
             log: true,
             post_response: PostResponse::default(),
+        }
+    }
+}
+
+/// Who selected the retained components: `spin up --component-id` or
+/// containerd-shim-spin's `SPIN_COMPONENTS_TO_RETAIN`. Both run Spin's same
+/// check; each words the failure its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetainedBy {
+    /// `spin up --component-id <id>` (Spin's `src/commands/up.rs`).
+    ComponentIdFlag,
+    /// `SPIN_COMPONENTS_TO_RETAIN=a,b` (containerd-shim-spin's `src/engine.rs`).
+    ShimEnvironment,
+}
+
+impl RetainedBy {
+    /// The context each runtime puts on a failed retain, word for word.
+    fn context(self, components: &[String]) -> String {
+        match self {
+            RetainedBy::ComponentIdFlag => {
+                "failed to resolve application with only components selected with --component"
+                    .to_owned()
+            }
+            RetainedBy::ShimEnvironment => {
+                let ids: Vec<&str> = components.iter().map(String::as_str).collect();
+                format!("failed to resolve application with only [{ids:?}] components retained by configured environment variable SPIN_COMPONENTS_TO_RETAIN")
+            }
         }
     }
 }
@@ -144,6 +181,7 @@ pub(crate) struct AppInner {
     pub(crate) sqlite_locations: HashMap<String, DbLocation>,
     pub(crate) kv_locations: HashMap<String, DbLocation>,
     pub(crate) faults: Arc<Faults>,
+    pub(crate) host_map: HashMap<String, SocketAddr>,
     local_addr: OnceLock<SocketAddr>,
     in_flight: InFlight,
     enable_faults: bool,
@@ -243,9 +281,12 @@ fn preopens(
 impl AppInner {
     /// Loads manifest + runtime config, validates like `spin up`, compiles.
     pub(crate) fn load(opts: &AppOptions) -> Result<(Self, Vec<String>)> {
+        // Spin loads (and validates) every component first, then retains.
         let mut manifest = AppManifest::load(&opts.manifest)?;
         if let Some(keep) = &opts.components {
-            manifest.retain_components(keep)?;
+            manifest
+                .retain_components(keep)
+                .with_context(|| opts.retained_by.context(keep))?;
         }
         let working_dir = match &opts.working_dir {
             Some(d) => d.clone(),
@@ -394,8 +435,18 @@ impl AppInner {
                 .with_context(|| {
                     format!("component {id:?} does not export wasi:http/incoming-handler")
                 })?;
-            let allowed_hosts = AllowedHostsConfig::parse(&decl.allowed_outbound_hosts, &variables)
-                .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
+            // Spin resolves templates when it prepares an instance; a value that does not
+            // parse is no startup error there: every outbound request is denied instead.
+            let component_ids: Vec<String> = manifest.components.keys().cloned().collect();
+            let allowed_hosts = AllowedHostsConfig::parse(
+                &decl.allowed_outbound_hosts,
+                &variables,
+                &component_ids,
+            )
+            .unwrap_or_else(|e| {
+                eprintln!("spin-host: {id}: Error parsing allowed outbound hosts: {e:#} (every outbound request is denied, as in Spin)");
+                AllowedHostsConfig::default()
+            });
             components.insert(
                 id.clone(),
                 ComponentRt {
@@ -418,6 +469,7 @@ impl AppInner {
             sqlite_locations,
             kv_locations,
             faults: Arc::new(Faults::default()),
+            host_map: opts.host_map.iter().cloned().collect(),
             local_addr: OnceLock::new(),
             in_flight: InFlight::default(),
             enable_faults: opts.enable_faults,

@@ -36,7 +36,7 @@ pub mod routes;
 pub mod variables;
 
 pub use allowed_hosts::{service_chaining_target, AllowedHostsConfig};
-pub use app::{AppOptions, PostResponse, RunningApp, TestApp};
+pub use app::{AppOptions, PostResponse, RetainedBy, RunningApp, TestApp};
 pub use faults::{ActiveFault, ComponentStats, Fault, FaultSpec, Faults};
 pub use imports::component_imports;
 

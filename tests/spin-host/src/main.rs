@@ -1,11 +1,12 @@
 //! `spin-host up`: a `spin up` look-alike for CI and local runs without the
 //! Spin CLI. See the crate README for flags and the fault-injection API.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use spin_host::{AppOptions, PostResponse, TestApp};
+use spin_host::{AppOptions, PostResponse, RetainedBy, TestApp};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +57,21 @@ struct Up {
     /// Default: as released Spin 3.6.3 / 4.0.x, the guest keeps running.
     #[arg(long = "abort-after-response")]
     abort_after_response: bool,
+    /// TEST-ONLY (not in Spin): send outbound requests for host NAME to ADDR
+    /// (`NAME=IP:PORT`, repeatable), like a DNS entry; the allowed-hosts check
+    /// and the Host header still use NAME.
+    #[arg(long = "map-host", value_name = "NAME=ADDR", value_parser = parse_host_mapping)]
+    map_host: Vec<(String, SocketAddr)>,
+}
+
+fn parse_host_mapping(s: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=IP:PORT"))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not an IP:PORT address: {e}"))?;
+    Ok((name.trim().to_ascii_lowercase(), addr))
 }
 
 fn main() -> std::process::ExitCode {
@@ -92,16 +108,21 @@ fn run() -> anyhow::Result<()> {
         if up.abort_after_response {
             opts.post_response = PostResponse::Abort;
         }
-        let retain: Vec<String> = match std::env::var("SPIN_COMPONENTS_TO_RETAIN") {
-            Ok(v) if up.component_id.is_empty() => v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            _ => up.component_id,
-        };
-        if !retain.is_empty() {
-            opts.components = Some(retain);
+        opts.host_map = up.map_host;
+        // `--component-id` is `spin up`'s; SPIN_COMPONENTS_TO_RETAIN is how
+        // containerd-shim-spin is told (split on ',' without trimming, as it does).
+        match std::env::var("SPIN_COMPONENTS_TO_RETAIN") {
+            Ok(v) if up.component_id.is_empty() => {
+                opts.components = Some(
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                );
+                opts.retained_by = RetainedBy::ShimEnvironment;
+            }
+            _ if !up.component_id.is_empty() => opts.components = Some(up.component_id),
+            _ => {}
         }
         let app = TestApp::start(opts).await?;
         tokio::signal::ctrl_c().await?;

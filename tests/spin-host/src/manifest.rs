@@ -150,7 +150,8 @@ impl AppManifest {
             .parent()
             .context("manifest path has no parent directory")?
             .to_owned();
-        Self::parse(&text, &app_dir).with_context(|| format!("invalid manifest {}", path.display()))
+        Self::parse(&text, &app_dir)
+            .with_context(|| format!("Failed to load Spin app from \"{}\"", path.display()))
     }
 
     /// Parses manifest text; `app_dir` anchors relative paths.
@@ -228,32 +229,38 @@ impl AppManifest {
     }
 
     /// Keeps only the named components (like `spin up --component-id` /
-    /// `SPIN_COMPONENTS_TO_RETAIN`), failing as Spin does when a retained
-    /// component chains to a dropped one (Spin:
-    /// `crates/factor-outbound-networking/src/allowed_hosts.rs`,
-    /// `validate_service_chaining_for_components`).
+    /// `SPIN_COMPONENTS_TO_RETAIN`), failing as Spin 3.6 does
+    /// (`crates/app/src/lib.rs`, `retain_components`): every named component
+    /// must exist, then `validate_service_chaining_for_components`
+    /// (`crates/factor-outbound-networking/src/allowed_hosts.rs`) walks the
+    /// triggers in manifest order and refuses a retained component whose
+    /// `allowed_outbound_hosts` names `http://<dropped>.spin.internal` or
+    /// `http://*.spin.internal`. Entries that do not parse as a URI, i.e.
+    /// templates such as `"{{ pay_url }}"`, are skipped: Spin resolves them
+    /// only at run time.
     pub fn retain_components(&mut self, keep: &[String]) -> Result<()> {
         for id in keep {
             if !self.components.contains_key(id) {
-                bail!("specified component {id:?} not found in application");
+                bail!("Specified component {id:?} not found in application");
             }
         }
-        for id in keep {
+        for trigger in &self.http_triggers {
+            let id = &trigger.component;
+            if !keep.contains(id) {
+                continue;
+            }
             for host in &self.components[id].allowed_outbound_hosts {
-                if host.contains("{{") {
-                    continue; // templated hosts are ignored by Spin's check too
-                }
-                if let Some(target) = host
-                    .parse::<http::Uri>()
-                    .ok()
-                    .and_then(|u| crate::allowed_hosts::service_chaining_target(&u))
-                {
-                    if !keep.contains(&target) {
-                        if target == "*" {
-                            bail!("Selected component '{id}' cannot use wildcard service chaining: allowed_outbound_hosts = [\"http://*.spin.internal\"]");
-                        }
-                        bail!("Selected component '{id}' cannot use service chaining to unselected component: allowed_outbound_hosts = [\"http://{target}.spin.internal\"]");
+                let Ok(uri) = host.parse::<http::Uri>() else {
+                    continue;
+                };
+                let Some(target) = crate::allowed_hosts::service_chaining_target(&uri) else {
+                    continue;
+                };
+                if !keep.contains(&target) {
+                    if target == "*" {
+                        bail!("Selected component '{id}' cannot use wildcard service chaining: allowed_outbound_hosts = [\"http://*.spin.internal\"]");
                     }
+                    bail!("Selected component '{id}' cannot use service chaining to unselected component: allowed_outbound_hosts = [\"http://{target}.spin.internal\"]");
                 }
             }
         }
@@ -403,7 +410,12 @@ fn parse_component(
             "key_value_stores" => c.key_value_stores = strings(v, &p)?,
             "allowed_outbound_hosts" => {
                 let hosts = strings(v, &p)?;
-                AllowedHostsConfig::validate(&hosts).with_context(|| format!("invalid {p:?}"))?;
+                // Spin's loader: templates are checked with the variables' defaults.
+                AllowedHostsConfig::validate(&hosts, |name| {
+                    app_vars.get(name).and_then(|d| d.default.clone())
+                })
+                .context("`allowed_outbound_hosts` is malformed")
+                .with_context(|| format!("Failed to load component `{id}`"))?;
                 c.allowed_outbound_hosts = hosts;
             }
             "variables" => {

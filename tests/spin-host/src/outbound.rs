@@ -12,7 +12,9 @@
 //!   component with a synthetic `/...` route match and client address
 //!   `0.0.0.0:0`; a chained call to an unknown component traps the caller, as
 //!   Spin's interceptor does;
-//! * everything else is sent for real by wasmtime-wasi-http's default sender.
+//! * everything else is sent for real by wasmtime-wasi-http's default sender
+//!   (to the address `AppOptions::host_map` gives its host name, if any: a
+//!   test-only stand-in for cluster DNS).
 //!
 //! We implement `handle` ourselves instead of using `WasiHttpHooks` because
 //! wasmtime-wasi-http 48 rejects relative URLs before any hook runs.
@@ -174,6 +176,13 @@ fn handle(
                 .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
             {
                 request.headers_mut().insert(http::header::HOST, v);
+            }
+            // Test-only `host_map`: connect elsewhere, keep the Host header.
+            if let Some(addr) = request.uri().host().and_then(|h| app.host_map.get(h)) {
+                let mut parts = request.uri().clone().into_parts();
+                parts.authority = addr.to_string().parse().ok();
+                *request.uri_mut() =
+                    http::Uri::from_parts(parts).map_err(|_| HttpErr::HttpRequestUriInvalid)?;
             }
             let (resp, io) = wasmtime_wasi_http::default_send_request(request, opts).await?;
             tokio::spawn(async move {

@@ -99,6 +99,19 @@ impl Template {
     }
 }
 
+/// Written back as Spin's `Template` displays it: `{{ name }}` with single spaces.
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for p in &self.0 {
+            match p {
+                Part::Lit(l) => f.write_str(l)?,
+                Part::Expr(e) => write!(f, "{{{{ {e} }}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Error variants of `fermyon:spin/variables@2.0.0`, with Spin's messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VariableError {

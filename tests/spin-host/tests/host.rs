@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{get, request, FixtureApp};
-use spin_host::{component_imports, Fault, FaultSpec, PostResponse, TestApp};
+use spin_host::{component_imports, Fault, FaultSpec, PostResponse, RetainedBy, TestApp};
 
 fn spec(component: &str, fault: Fault, count: Option<u32>) -> FaultSpec {
     FaultSpec {
@@ -47,20 +47,168 @@ async fn routes_follow_spin_precedence() {
     app.shutdown().await.unwrap();
 }
 
+/// The whole error chain, as `spin up` prints it after `Error: `.
+async fn start_error(opts: spin_host::AppOptions) -> String {
+    match TestApp::start(opts).await {
+        Ok(_) => panic!("the app must not start"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn retaining_a_component_that_chains_to_a_dropped_one_fails() {
+async fn retaining_a_component_that_chains_to_a_dropped_one_fails_in_spins_words() {
     let f = FixtureApp::new();
     let mut opts = f.options();
     opts.components = Some(vec!["fixture".into()]);
-    let err = TestApp::start(opts)
-        .await
-        .err()
-        .expect("must fail")
-        .to_string();
-    assert!(
-        err.contains("cannot use service chaining to unselected component"),
-        "{err}"
+    // `http://{{ peer_host }}` (first entry) is a template, so Spin skips it; the literal
+    // `http://fixture-private.spin.internal` is what it refuses.
+    let chaining =
+        "Selected component 'fixture' cannot use service chaining to unselected component: \
+                    allowed_outbound_hosts = [\"http://fixture-private.spin.internal\"]";
+    assert_eq!(
+        start_error(opts.clone()).await,
+        format!("failed to resolve application with only components selected with --component: {chaining}")
     );
+    opts.retained_by = RetainedBy::ShimEnvironment;
+    assert_eq!(
+        start_error(opts.clone()).await,
+        format!(
+            "failed to resolve application with only [[\"fixture\"]] components retained by \
+             configured environment variable SPIN_COMPONENTS_TO_RETAIN: {chaining}"
+        )
+    );
+    opts.retained_by = RetainedBy::ComponentIdFlag;
+    opts.components = Some(vec!["fixture-peer".into(), "nope".into()]);
+    assert_eq!(
+        start_error(opts).await,
+        "failed to resolve application with only components selected with --component: \
+         Specified component \"nope\" not found in application"
+    );
+
+    let f = FixtureApp::with_manifest(|m| {
+        m.replace(
+            "\"http://fixture-private.spin.internal\",",
+            "\"http://*.spin.internal\",",
+        )
+    });
+    let mut opts = f.options();
+    opts.components = Some(vec!["fixture".into(), "fixture-peer".into()]);
+    assert!(start_error(opts).await.ends_with(
+        "Selected component 'fixture' cannot use wildcard service chaining: \
+         allowed_outbound_hosts = [\"http://*.spin.internal\"]"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retained_component_with_only_templated_hosts_starts_and_resolves_them_at_run_time() {
+    // Only the templated entry left: the retain check skips it.
+    let f = FixtureApp::with_manifest(|m| {
+        m.replace("    \"http://fixture-private.spin.internal\",\n", "")
+            .replace("    \"http://ghost.spin.internal\",\n", "")
+            .replace("    \"http://127.0.0.1:*\",\n", "")
+    });
+    let mut opts = f.options();
+    opts.components = Some(vec!["fixture".into()]);
+    let app = TestApp::start(opts.clone()).await.expect("starts");
+    // Resolved to the default `fixture-peer.spin.internal`, which is not retained: Spin's
+    // chaining interceptor finds no such component and the caller traps.
+    let r = get(
+        &app,
+        "/outbound?url=http://fixture-peer.spin.internal/exact",
+    )
+    .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    // The wildcard-free list allows nothing else.
+    let r = get(&app, "/outbound?url=http://fixture-private.spin.internal/p").await;
+    assert_eq!(r.json()["error"], "ErrorCode::HttpRequestDenied");
+    app.shutdown().await.unwrap();
+
+    // Like SPIN_VARIABLE_PEER_HOST: the same entry now allows that host instead.
+    let peer = f.start().await;
+    opts.variables
+        .push(("peer_host".into(), peer.addr().to_string()));
+    let app = TestApp::start(opts).await.expect("starts");
+    let r = get(&app, &format!("/outbound?url={}/exact", peer.base_url())).await;
+    assert_eq!(r.json()["status"], 200, "{}", r.body);
+    let r = get(
+        &app,
+        "/outbound?url=http://fixture-peer.spin.internal/exact",
+    )
+    .await;
+    assert_eq!(r.json()["error"], "ErrorCode::HttpRequestDenied");
+    app.shutdown().await.unwrap();
+    peer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn templated_hosts_are_validated_at_load_with_the_defaults() {
+    // A default with a path: Spin's loader refuses the manifest.
+    let f = FixtureApp::with_manifest(|m| {
+        m.replace(
+            "peer_host = { default = \"fixture-peer.spin.internal\" }",
+            "peer_host = { default = \"fixture-peer.spin.internal/path\" }",
+        )
+    });
+    let err = start_error(f.options()).await;
+    let expected = "Failed to load component `fixture`: `allowed_outbound_hosts` is malformed: \
+                    using default variable value(s) with template \"http://{{ peer_host }}\" results \
+                    in invalid config \"http://fixture-peer.spin.internal/path\": \
+                    Invalid allowed host \"fixture-peer.spin.internal/path\": must not include a path";
+    assert!(err.ends_with(expected), "{err}");
+    assert!(err.starts_with("Failed to load Spin app from \""), "{err}");
+
+    // The same value at run time is no load error: every outbound request of the component
+    // is denied instead, even ones its other entries allow.
+    let f = FixtureApp::new();
+    let mut opts = f.options();
+    opts.variables
+        .push(("peer_host".into(), "fixture-peer.spin.internal/path".into()));
+    let app = TestApp::start(opts).await.expect("starts");
+    for url in [
+        "http://fixture-peer.spin.internal/exact",
+        "http://fixture-private.spin.internal/p",
+        "/exact",
+    ] {
+        let r = get(&app, &format!("/outbound?url={url}")).await;
+        assert_eq!(r.json()["error"], "ErrorCode::HttpRequestDenied", "{url}");
+    }
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_map_sends_a_cluster_name_to_a_loopback_address() {
+    let f = FixtureApp::new();
+    let peer = f.start().await;
+    let mut opts = f.options();
+    opts.variables
+        .push(("peer_host".into(), "peer.htaxi.svc.cluster.local".into()));
+    opts.host_map = vec![("peer.htaxi.svc.cluster.local".into(), peer.addr())];
+    let app = TestApp::start(opts).await.expect("starts");
+    let r = get(
+        &app,
+        "/outbound?url=http://peer.htaxi.svc.cluster.local/exact",
+    )
+    .await;
+    assert_eq!(r.json()["status"], 200, "{}", r.body);
+    let inner: serde_json::Value =
+        serde_json::from_str(r.json()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        inner["headers"]["spin-full-url"],
+        "http://peer.htaxi.svc.cluster.local/exact"
+    );
+    // The mapping is DNS only: the allowed hosts still decide.
+    let mut opts = f.options();
+    opts.host_map = vec![("peer.htaxi.svc.cluster.local".into(), peer.addr())];
+    let strict = TestApp::start(opts).await.expect("starts");
+    let r = get(
+        &strict,
+        "/outbound?url=http://peer.htaxi.svc.cluster.local/exact",
+    )
+    .await;
+    assert_eq!(r.json()["error"], "ErrorCode::HttpRequestDenied");
+    strict.shutdown().await.unwrap();
+    app.shutdown().await.unwrap();
+    peer.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
