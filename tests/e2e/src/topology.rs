@@ -703,8 +703,9 @@ impl Cluster {
     }
 }
 
-/// Makes the stand-in broker deliver what is due: the ONE place that knows how. Today the
-/// broker delivers inline on `POST /broker` and retries due rows on `POST /broker/flush`.
+/// Makes the stand-in broker deliver what is due: the ONE place that knows how. The
+/// broker's ingress only stores; `POST /broker/flush` is one dispatcher pass that sends
+/// every due delivery and returns without waiting (`make up` loops `/broker/dispatch`).
 pub async fn deliver(http: &reqwest::Client, broker: &str) -> Result<()> {
     let r = http.post(format!("{broker}/broker/flush")).send().await?;
     ensure!(
