@@ -10,6 +10,7 @@ time of receipt, unknown fields are ignored, anything else is poison (400).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -87,14 +88,19 @@ def decode_cloudevent(headers: dict[str, str], body: bytes) -> Envelope:
         if not isinstance(doc, dict):
             raise Poison("a structured-mode CloudEvent must be one JSON object")
         attrs = {k: v for k, v in doc.items() if k not in ("data", "data_base64")}
-        if "data_base64" in doc:
-            raise Poison("CloudEvent data must be JSON (datacontenttype application/json)")
         dct = attrs.get("datacontenttype")
         if dct is not None and not _is_json_type(str(dct)):
             raise Poison("CloudEvent data must be JSON (datacontenttype application/json)")
-        if "data" not in doc:
+        if "data" in doc:
+            data = doc["data"]
+        elif isinstance(doc.get("data_base64"), str):
+            try:
+                raw = base64.b64decode(doc["data_base64"], validate=True)
+            except ValueError:
+                raise Poison("CloudEvent data_base64 is not base64") from None
+            data = _json(raw, "CloudEvent data must be JSON (datacontenttype application/json)")
+        else:
             raise Poison("CloudEvent attribute data is required")
-        data = doc["data"]
     else:
         if "ce-specversion" not in headers:
             raise Poison("not a CloudEvent: no ce-specversion header and not application/cloudevents+json")

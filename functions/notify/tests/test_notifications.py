@@ -211,3 +211,14 @@ def test_a_query_without_exactly_one_valid_recipient_is_refused(query, field):
     with pytest.raises(core.BadQuery) as refused:
         core.recipient(query)
     assert refused.value.field == field
+
+
+def test_structured_mode_data_base64_is_read_when_it_decodes_to_json():
+    import base64
+    doc = {"specversion": "1.0", "id": "x", "type": core.RIDE_STARTED, "source": "/s",
+           "data_base64": base64.b64encode(json.dumps(data_of(core.RIDE_STARTED)).encode()).decode()}
+    env = core.decode_cloudevent({"content-type": "application/cloudevents+json"}, json.dumps(doc).encode())
+    assert env.data["grabId"] == GRAB
+    doc["data_base64"] = base64.b64encode(b"not json").decode()
+    with pytest.raises(core.Poison, match="must be JSON"):
+        core.decode_cloudevent({"content-type": "application/cloudevents+json"}, json.dumps(doc).encode())
