@@ -42,8 +42,10 @@ class Refused(Exception):
 class IncomingHandler(exports.IncomingHandler):
     def handle(self, request, response_out) -> None:
         correlation = str(uuid.uuid4())
+        method = "?"
         try:
             req = spin_glue.read_request(request)
+            method = req.method
             correlation = _correlation(req.headers) or correlation
             status, headers, body = route(req)
         except spin_glue.TooLarge:
@@ -54,6 +56,8 @@ class IncomingHandler(exports.IncomingHandler):
         except Exception:
             spin_glue.log(correlation, "internal error: " + traceback.format_exc())
             status, headers, body = problem(Refused(500, "the request could not be completed; it is safe to retry"), correlation)
+        if method == "HEAD":
+            body = b""
         spin_glue.send(response_out, status, [*headers, (spin_glue.CORRELATION_HEADER, correlation)], body)
 
 

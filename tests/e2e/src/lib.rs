@@ -14,6 +14,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub mod contract;
+
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -349,7 +351,7 @@ impl Drop for Saga {
 
 async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
     let root = repo_root();
-    for c in ["grab", "pay", "allocate", "grab_status", "broker"] {
+    for c in ["grab", "pay", "allocate", "grab_status", "notify", "broker"] {
         let wasm = root.join(format!("target/wasm32-wasip2/release/{c}.wasm"));
         if !wasm.exists() {
             bail!("{} is missing: run `make build` first", wasm.display());
