@@ -498,25 +498,17 @@ mod tests {
     }
 
     #[test]
-    fn a_timestamp_missing_from_data_is_the_time_attribute() {
+    fn a_timestamp_missing_from_data_is_the_time_attribute_else_the_time_of_receipt() {
         let corr = CorrelationId::new_random();
-        let time = "2026-11-25T10:00:07Z".parse().unwrap();
-        let mut env = fixtures::payment_approved().to_envelope(&corr, None, time);
-        env.data.as_object_mut().unwrap().remove("approvedAt");
-        let received = "2026-11-25T11:00:00Z".parse().unwrap();
-        let ev = DomainEvent::from_envelope(&env, received).unwrap();
-        assert_eq!(approved_at(ev), time);
-    }
-
-    #[test]
-    fn a_timestamp_missing_from_data_and_attributes_is_the_time_of_receipt() {
-        let corr = CorrelationId::new_random();
-        let mut env = fixtures::payment_approved().to_envelope(&corr, None, Utc::now());
-        env.time = None;
-        env.data.as_object_mut().unwrap().remove("approvedAt");
-        let received = "2026-11-25T11:00:00Z".parse().unwrap();
-        let ev = DomainEvent::from_envelope(&env, received).unwrap();
-        assert_eq!(approved_at(ev), received);
+        let sent: DateTime<Utc> = "2026-11-25T10:00:07Z".parse().unwrap();
+        let received: DateTime<Utc> = "2026-11-25T11:00:00Z".parse().unwrap();
+        for (time, want) in [(Some(sent), sent), (None, received)] {
+            let mut env = fixtures::payment_approved().to_envelope(&corr, None, sent);
+            env.time = time;
+            env.data.as_object_mut().unwrap().remove("approvedAt");
+            let ev = DomainEvent::from_envelope(&env, received).unwrap();
+            assert_eq!(approved_at(ev), want, "time attribute {time:?}");
+        }
     }
 
     #[test]

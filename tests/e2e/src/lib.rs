@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub mod contract;
+pub mod deliver;
 
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn repo_root() -> PathBuf {

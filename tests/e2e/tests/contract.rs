@@ -5,6 +5,7 @@
 //! converge out of order.
 
 use e2e::contract::{broker_events, python_sdk_encode, schema_files, Contract};
+use e2e::deliver::header_refs;
 use e2e::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -57,14 +58,9 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
 
     let done = id_of(&s.request_grab("010-1000-0001", 15_000).await.unwrap());
     let alloc = s.allocation_of(&done).await.unwrap();
-    let alloc_id = alloc["allocationId"].as_str().unwrap();
-    for step in ["accept", "complete"] {
-        let a = s
-            .post_raw(&format!("/allocations/{alloc_id}/{step}"), b"", &[])
-            .await
-            .unwrap();
-        assert_eq!(a.status, 200, "{step}: {}", a.text);
-    }
+    s.accept_and_complete(alloc["allocationId"].as_str().unwrap())
+        .await
+        .unwrap();
     s.status_until(&done, "completed", |v| v["grabStatus"] == json!("Completed"))
         .await
         .unwrap();
@@ -136,23 +132,18 @@ async fn consumers_accept_what_the_contract_allows_and_refuse_what_it_forbids() 
             &grab,
             &forbidden,
         );
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        s.post_raw(path, &body, &h)
+        s.post_raw(path, &body, &header_refs(&headers))
             .await
             .unwrap()
             .assert_problem(400);
 
         // The same id with allowed data is new: the poison left no inbox row behind.
         headers.retain(|(k, _)| k != "content-type");
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
         let body = serde_json::to_vec(&allowed).unwrap();
-        let a = s.post_raw(path, &body, &h).await.unwrap();
+        let a = s
+            .post_raw(path, &body, &header_refs(&headers))
+            .await
+            .unwrap();
         assert!(
             (200..300).contains(&a.status),
             "{path} takes binary mode without Content-Type and without startedAt: {} {}",
@@ -237,12 +228,10 @@ async fn python_sdk_events_in_both_modes_are_accepted_deduplicated_and_converge_
                     continue;
                 }
                 for copy in 0..2 {
-                    let h: Vec<(&str, &str)> = msg
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    let a = s.post_raw(&path, &msg.body, &h).await.unwrap();
+                    let a = s
+                        .post_raw(&path, &msg.body, &header_refs(&msg.headers))
+                        .await
+                        .unwrap();
                     assert_eq!(a.status, 204, "{mode} {ty} to {path}: {}", a.text);
                     let want = if copy == 0 { "applied" } else { "duplicate" };
                     assert_eq!(

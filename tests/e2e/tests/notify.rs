@@ -3,6 +3,7 @@
 //! bad input.
 
 use e2e::contract::broker_events;
+use e2e::deliver::{header_refs, logged_as_binary};
 use e2e::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -44,14 +45,9 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
     assert_eq!(a.status, 201, "{}", a.text);
     let grab = a.body["id"].as_str().unwrap().to_owned();
     let alloc = s.allocation_of(&grab).await.unwrap();
-    let alloc_id = alloc["allocationId"].as_str().unwrap();
-    for step in ["accept", "complete"] {
-        let r = s
-            .post_raw(&format!("/allocations/{alloc_id}/{step}"), b"", &[])
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200, "{step}: {}", r.text);
-    }
+    s.accept_and_complete(alloc["allocationId"].as_str().unwrap())
+        .await
+        .unwrap();
 
     let rider_path = format!("/notifications?phoneNumber={RIDER}");
     let driver_path = format!("/notifications?taxiId={taxi}");
@@ -98,25 +94,16 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
         if !to_notify {
             continue;
         }
-        let attrs = ev["attributes"].as_object().unwrap();
-        let mut headers: Vec<(String, String)> = attrs
-            .iter()
-            .filter(|(k, _)| k.as_str() != "datacontenttype")
-            .map(|(k, v)| (format!("ce-{k}"), v.as_str().unwrap_or_default().to_owned()))
-            .collect();
-        headers.push(("content-type".into(), "application/json".into()));
-        let body = serde_json::to_vec(&ev["data"]).unwrap();
         for _ in 0..(1 + n % 3) {
-            replays.push((headers.clone(), body.clone()));
+            replays.push(logged_as_binary(ev));
         }
     }
     assert!(replays.len() >= 4, "notify got the ride's events: {}", replays.len());
     for (headers, body) in &replays {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let r = s.post_raw("/events/notify", body, &h).await.unwrap();
+        let r = s
+            .post_raw("/events/notify", body, &header_refs(headers))
+            .await
+            .unwrap();
         assert_eq!(r.status, 204, "{}", r.text);
         assert_eq!(r.header("htaxi-outcome"), Some("duplicate"));
     }
@@ -185,10 +172,7 @@ async fn bad_queries_and_poison_events_are_refused_with_problem_json_and_store_n
         &grab,
         &data,
     );
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let h = header_refs(&headers);
     s.post_raw("/events/notify", &body, &h)
         .await
         .unwrap()
