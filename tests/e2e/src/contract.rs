@@ -54,16 +54,16 @@ impl Contract {
         if doc["asyncapi"].as_str().map(|v| v.starts_with("3.")) != Some(true) {
             bail!("asyncapi.yaml must be AsyncAPI 3.x");
         }
-        let mut resources = vec![(
-            format!("{BASE}asyncapi.yaml"),
-            jsonschema::Resource::from_contents(doc.clone()),
-        )];
+        let resource = |v: Value| {
+            jsonschema::Resource::from_contents(v).map_err(|e| anyhow!("not a resource: {e}"))
+        };
+        let mut resources = vec![(format!("{BASE}asyncapi.yaml"), resource(doc.clone())?)];
         for (name, schema) in schema_files()? {
             let id = format!("{BASE}schemas/{name}.json");
             if schema["$id"] != json!(id) {
                 bail!("schemas/{name}.json: $id must be {id}");
             }
-            resources.push((id, jsonschema::Resource::from_contents(schema)));
+            resources.push((id, resource(schema)?));
         }
         let compile = |pointer: String| -> Result<jsonschema::Validator> {
             let mut opts = jsonschema::options()
