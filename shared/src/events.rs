@@ -352,7 +352,10 @@ impl DomainEvent {
                 .entry(t.time_field())
                 .or_insert_with(|| serde_json::Value::String(when.to_rfc3339()));
         }
-        fn typed<T: DeserializeOwned>(t: EventType, value: serde_json::Value) -> Result<T, EventError> {
+        fn typed<T: DeserializeOwned>(
+            t: EventType,
+            value: serde_json::Value,
+        ) -> Result<T, EventError> {
             serde_json::from_value(value).map_err(|e| EventError::InvalidData {
                 event_type: t.as_str().to_owned(),
                 reason: e.to_string(),
@@ -366,9 +369,7 @@ impl DomainEvent {
             EventType::PaymentRefunded => DomainEvent::PaymentRefunded(typed(t, value)?),
             EventType::TaxiAllocated => DomainEvent::TaxiAllocated(typed(t, value)?),
             EventType::AllocationFailed => DomainEvent::AllocationFailed(typed(t, value)?),
-            EventType::AllocationCancelled => {
-                DomainEvent::AllocationCancelled(typed(t, value)?)
-            }
+            EventType::AllocationCancelled => DomainEvent::AllocationCancelled(typed(t, value)?),
             EventType::RideStarted => DomainEvent::RideStarted(typed(t, value)?),
             EventType::RideCompleted => DomainEvent::RideCompleted(typed(t, value)?),
         };
@@ -544,8 +545,8 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../docs/events/schemas")
             .join(format!("{}.json", t.name()));
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).expect("schema is JSON")
     }
 

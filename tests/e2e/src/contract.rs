@@ -38,7 +38,10 @@ pub fn schema_files() -> Result<BTreeMap<String, Value>> {
     for entry in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
         let path = entry?.path();
         if path.extension().and_then(|e| e.to_str()) == Some("json") {
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
             out.insert(name.to_owned(), read_json(&path)?);
         }
     }

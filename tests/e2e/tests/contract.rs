@@ -34,7 +34,10 @@ fn the_contract_defines_every_event_type_with_a_schema_and_every_subscription_it
         let doc: Value = serde_norway::from_str(&text).unwrap();
         if doc["kind"] == "Trigger" {
             triggers.insert((
-                doc["spec"]["subscriber"]["uri"].as_str().unwrap().to_owned(),
+                doc["spec"]["subscriber"]["uri"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
                 doc["spec"]["filter"]["attributes"]["type"]
                     .as_str()
                     .unwrap()
@@ -61,9 +64,11 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     s.accept_and_complete(alloc["allocationId"].as_str().unwrap())
         .await
         .unwrap();
-    s.status_until(&done, "completed", |v| v["grabStatus"] == json!("Completed"))
-        .await
-        .unwrap();
+    s.status_until(&done, "completed", |v| {
+        v["grabStatus"] == json!("Completed")
+    })
+    .await
+    .unwrap();
 
     let cancelled = id_of(&s.request_grab("010-1000-0002", 9_000).await.unwrap());
     s.allocation_of(&cancelled).await.unwrap();
@@ -152,7 +157,12 @@ async fn consumers_accept_what_the_contract_allows_and_refuse_what_it_forbids() 
         );
     }
     let view = s.get(&format!("/grabStatuses/{grab}")).await.unwrap();
-    assert_eq!(view.body["allocationStatus"], json!("RideStarted"), "{}", view.text);
+    assert_eq!(
+        view.body["allocationStatus"],
+        json!("RideStarted"),
+        "{}",
+        view.text
+    );
 }
 
 /// The catalogue's example ride, as a Python team would publish it with the official SDK:
@@ -162,19 +172,39 @@ fn sdk_ride(mode: &str, phone: &str) -> (String, String, Vec<(&'static str, Valu
     let seoul = json!({"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"});
     let gangnam = json!({"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"});
     let facts = [
-        ("GrabRequested", "grab", grab.clone(),
-         json!({"grabId": grab, "phoneNumber": phone, "startingPoint": seoul,
-                "destination": gangnam, "estimatedFee": 15000})),
-        ("PaymentApproved", "pay", payment.clone(),
-         json!({"paymentId": payment, "grabId": grab, "amount": 15000, "phoneNumber": phone,
-                "startingPoint": seoul, "destination": gangnam})),
-        ("TaxiAllocated", "allocate", grab.clone(),
-         json!({"allocationId": alloc, "grabId": grab, "taxiId": taxi,
-                "taxiNum": "서울32저4703", "distanceMeters": 180})),
-        ("RideStarted", "allocate", alloc.clone(),
-         json!({"allocationId": alloc, "grabId": grab, "taxiId": taxi, "taxiNum": "서울32저4703"})),
-        ("RideCompleted", "allocate", alloc.clone(),
-         json!({"allocationId": alloc, "grabId": grab, "taxiId": taxi, "taxiNum": "서울32저4703"})),
+        (
+            "GrabRequested",
+            "grab",
+            grab.clone(),
+            json!({"grabId": grab, "phoneNumber": phone, "startingPoint": seoul,
+                "destination": gangnam, "estimatedFee": 15000}),
+        ),
+        (
+            "PaymentApproved",
+            "pay",
+            payment.clone(),
+            json!({"paymentId": payment, "grabId": grab, "amount": 15000, "phoneNumber": phone,
+                "startingPoint": seoul, "destination": gangnam}),
+        ),
+        (
+            "TaxiAllocated",
+            "allocate",
+            grab.clone(),
+            json!({"allocationId": alloc, "grabId": grab, "taxiId": taxi,
+                "taxiNum": "서울32저4703", "distanceMeters": 180}),
+        ),
+        (
+            "RideStarted",
+            "allocate",
+            alloc.clone(),
+            json!({"allocationId": alloc, "grabId": grab, "taxiId": taxi, "taxiNum": "서울32저4703"}),
+        ),
+        (
+            "RideCompleted",
+            "allocate",
+            alloc.clone(),
+            json!({"allocationId": alloc, "grabId": grab, "taxiId": taxi, "taxiNum": "서울32저4703"}),
+        ),
     ];
     let items = facts
         .into_iter()
@@ -244,10 +274,18 @@ async fn python_sdk_events_in_both_modes_are_accepted_deduplicated_and_converge_
         }
         let view = s.get(&format!("/grabStatuses/{grab}")).await.unwrap();
         assert_eq!(view.status, 200, "{}", view.text);
-        assert_eq!(view.body["grabStatus"], json!("Completed"), "{mode}: {}", view.text);
+        assert_eq!(
+            view.body["grabStatus"],
+            json!("Completed"),
+            "{mode}: {}",
+            view.text
+        );
         assert_eq!(view.body["paymentStatus"], json!("Approved"));
         assert_eq!(view.body["taxiNum"], json!("서울32저4703"));
-        assert_eq!(view.body["correlationId"], json!(format!("sdk-{mode}-{grab}")));
+        assert_eq!(
+            view.body["correlationId"],
+            json!(format!("sdk-{mode}-{grab}"))
+        );
 
         let rider = s
             .get(&format!("/notifications?phoneNumber={phone}"))
@@ -267,7 +305,10 @@ async fn python_sdk_events_in_both_modes_are_accepted_deduplicated_and_converge_
             rider.text
         );
         assert!(
-            rider.body[0]["message"].as_str().unwrap().contains("15,000 KRW"),
+            rider.body[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("15,000 KRW"),
             "the receipt names the fare: {}",
             rider.text
         );

@@ -23,19 +23,24 @@ fn kinds(list: &Value) -> Vec<String> {
 /// Wait until `path` lists exactly `want` (kinds, newest first); returns the list.
 async fn notifications_until(s: &Saga, path: &str, want: &[&str]) -> Value {
     let path = path.to_owned();
-    s.eventually(&format!("{path} lists {want:?}"), Duration::from_secs(20), || {
-        let path = path.clone();
-        async move {
-            let a = s.get(&path).await?;
-            Ok((a.status == 200 && kinds(&a.body) == want).then_some(a.body))
-        }
-    })
+    s.eventually(
+        &format!("{path} lists {want:?}"),
+        Duration::from_secs(20),
+        || {
+            let path = path.clone();
+            async move {
+                let a = s.get(&path).await?;
+                Ok((a.status == 200 && kinds(&a.body) == want).then_some(a.body))
+            }
+        },
+    )
     .await
     .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and_reordered_delivery() {
+async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and_reordered_delivery(
+) {
     let s = Saga::start().await.unwrap();
     let taxi = s
         .register_taxi("서울32저4703", 37.5560, 126.9720)
@@ -86,11 +91,12 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
     // Every event the broker delivered to notify, again 1-3 times each, newest first.
     let mut replays = Vec::new();
     for (n, ev) in broker_events(&s).await.unwrap().iter().enumerate() {
-        let to_notify = ev["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["subscriber"].as_str().unwrap_or_default().ends_with("/events/notify"));
+        let to_notify = ev["deliveries"].as_array().unwrap().iter().any(|d| {
+            d["subscriber"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("/events/notify")
+        });
         if !to_notify {
             continue;
         }
@@ -98,7 +104,11 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
             replays.push(logged_as_binary(ev));
         }
     }
-    assert!(replays.len() >= 4, "notify got the ride's events: {}", replays.len());
+    assert!(
+        replays.len() >= 4,
+        "notify got the ride's events: {}",
+        replays.len()
+    );
     for (headers, body) in &replays {
         let r = s
             .post_raw("/events/notify", body, &header_refs(headers))
@@ -177,10 +187,14 @@ async fn bad_queries_and_poison_events_are_refused_with_problem_json_and_store_n
         .await
         .unwrap()
         .assert_problem(400);
-    s.post_raw("/events/notify", b"{}", &[("content-type", "application/json")])
-        .await
-        .unwrap()
-        .assert_problem(400);
+    s.post_raw(
+        "/events/notify",
+        b"{}",
+        &[("content-type", "application/json")],
+    )
+    .await
+    .unwrap()
+    .assert_problem(400);
     let structured = structured_event("htaxi.GrabRequested", "x", "/htaxi/grab", &grab, &json!({}));
     s.post_raw(
         "/events/notify",
