@@ -8,10 +8,16 @@ WASM_CRATES := $(COMPONENTS) fixture
 LISTEN      ?= 127.0.0.1:3000
 HOST_BIN    := target/debug/spin-host
 PKG_FLAGS   = $(foreach c,$(1),-p $(c))
+# Python tooling (componentize-py for notify, pytest, the CloudEvents SDK for the contract
+# tests): pinned in functions/notify/requirements.txt, installed from PyPI into ./.venv.
+VENV        := .venv
+PY_REQS     := functions/notify/requirements.txt
+NOTIFY_WASM := target/$(WASM_TARGET)/release/notify.wasm
+NOTIFY_SRC  := $(wildcard functions/notify/*.py functions/notify/migrations/*.sql functions/notify/wit/*.wit functions/notify/wit/deps/*/*.wit)
 # The pay API key is a secret: nothing ships a default. Locally, a random one per run.
 export SPIN_VARIABLE_PAY_API_KEY ?= $(shell od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
-.PHONY: all setup build host up test test-rust validate-knative lint fmt bench soak deploy clean
+.PHONY: all setup build notify host up test test-rust test-python validate-knative lint fmt bench soak deploy clean
 
 all: build
 
@@ -20,8 +26,18 @@ setup:
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
 ## build: every component (and the host's fixture) as wasm32-wasip2 release components
-build: setup
+build: setup notify
 	$(CARGO) build --target $(WASM_TARGET) --release $(call PKG_FLAGS,$(WASM_CRATES))
+
+$(VENV)/.installed: $(PY_REQS)
+	scripts/python-venv.sh $(VENV) $(PY_REQS)
+
+## notify: the Python component, componentize-py straight from functions/notify/wit (rebuilt
+## only when its sources change)
+notify: $(NOTIFY_WASM)
+$(NOTIFY_WASM): $(VENV)/.installed $(NOTIFY_SRC)
+	@mkdir -p $(dir $@)
+	$(VENV)/bin/componentize-py --quiet -d functions/notify/wit -w notify componentize app -p functions/notify -o $@
 
 ## host: the project's Spin-compatible host (used when the Spin CLI is not installed)
 host:
@@ -46,7 +62,12 @@ up: build
 	fi
 
 ## test: everything — domain units, host, manifests, end-to-end, Knative schema validation
-test: build host test-rust validate-knative
+test: build host test-python test-rust validate-knative
+
+# pytest's exit codes: 0 all passed; anything else fails the target, including 5 (no test
+# collected: the suite went missing) and 1 (a test failed).
+test-python: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider functions/notify/tests
 
 # The soak in `make test` runs 1000 sagas; `make soak` runs 3000.
 test-rust:

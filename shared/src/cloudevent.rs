@@ -190,6 +190,37 @@ mod tests {
         assert!(decode(&headers, b"{}".to_vec()).is_err());
     }
 
+    fn binary_headers(content_type: Option<&str>) -> Vec<(String, Vec<u8>)> {
+        let mut h: Vec<(String, Vec<u8>)> = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "1"),
+            ("ce-type", "htaxi.GrabRequested"),
+            ("ce-source", "/test"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+        if let Some(ct) = content_type {
+            h.push(("content-type".to_owned(), ct.as_bytes().to_vec()));
+        }
+        h
+    }
+
+    #[test]
+    fn binary_mode_without_a_content_type_reads_a_json_body_as_json() {
+        // What the CloudEvents SDKs send for a dict/object: no Content-Type at all.
+        let env = decode(&binary_headers(None), br#"{"grabId":"g"}"#.to_vec()).unwrap();
+        assert_eq!(env.data, serde_json::json!({"grabId": "g"}));
+    }
+
+    #[test]
+    fn binary_mode_without_a_content_type_and_a_body_that_is_not_json_is_refused() {
+        assert_eq!(
+            decode(&binary_headers(None), b"hello".to_vec()),
+            Err(CloudEventError::NotJson)
+        );
+    }
+
     #[test]
     fn non_json_data_is_refused() {
         let headers: Vec<(String, Vec<u8>)> = [

@@ -82,6 +82,23 @@ impl EventType {
         }
     }
 
+    /// The `data` field that says when the fact happened. The published contract
+    /// (docs/events/schemas) makes it optional: [`DomainEvent::from_envelope`] falls back to
+    /// the CloudEvent `time` attribute, then to the time of receipt.
+    pub const fn time_field(self) -> &'static str {
+        match self {
+            EventType::GrabRequested => "requestedAt",
+            EventType::GrabCancelled | EventType::AllocationCancelled => "cancelledAt",
+            EventType::PaymentApproved => "approvedAt",
+            EventType::PaymentRejected => "rejectedAt",
+            EventType::PaymentRefunded => "refundedAt",
+            EventType::TaxiAllocated => "allocatedAt",
+            EventType::AllocationFailed => "failedAt",
+            EventType::RideStarted => "startedAt",
+            EventType::RideCompleted => "completedAt",
+        }
+    }
+
     /// Parse a CloudEvent `type`; `None` if it is not one of ours.
     pub fn parse(s: &str) -> Option<EventType> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
@@ -317,29 +334,44 @@ impl DomainEvent {
         }
     }
 
-    /// Read the typed event out of an envelope. Extra data fields are allowed (consumers
-    /// must tolerate producers that add fields); missing or invalid ones are refused, and
-    /// a `subject` that names another ride than `data.grabId` is refused.
-    pub fn from_envelope(env: &Envelope) -> Result<DomainEvent, EventError> {
+    /// Read the typed event out of an envelope, as the published contract (docs/events/)
+    /// allows: extra data fields are ignored; a missing timestamp field
+    /// ([`EventType::time_field`]) is the envelope's `time`, else `received_at`; missing or
+    /// invalid other fields are refused, and so is a `subject` that names another ride than
+    /// `data.grabId`.
+    pub fn from_envelope(
+        env: &Envelope,
+        received_at: DateTime<Utc>,
+    ) -> Result<DomainEvent, EventError> {
         let t = EventType::parse(&env.event_type)
             .ok_or_else(|| EventError::UnsupportedType(env.event_type.clone()))?;
-        fn data<T: DeserializeOwned>(env: &Envelope) -> Result<T, EventError> {
-            serde_json::from_value(env.data.clone()).map_err(|e| EventError::InvalidData {
-                event_type: env.event_type.clone(),
+        let mut value = env.data.clone();
+        if let Some(fields) = value.as_object_mut() {
+            let when = env.time.unwrap_or(received_at);
+            fields
+                .entry(t.time_field())
+                .or_insert_with(|| serde_json::Value::String(when.to_rfc3339()));
+        }
+        fn typed<T: DeserializeOwned>(
+            t: EventType,
+            value: serde_json::Value,
+        ) -> Result<T, EventError> {
+            serde_json::from_value(value).map_err(|e| EventError::InvalidData {
+                event_type: t.as_str().to_owned(),
                 reason: e.to_string(),
             })
         }
         let ev = match t {
-            EventType::GrabRequested => DomainEvent::GrabRequested(data(env)?),
-            EventType::GrabCancelled => DomainEvent::GrabCancelled(data(env)?),
-            EventType::PaymentApproved => DomainEvent::PaymentApproved(data(env)?),
-            EventType::PaymentRejected => DomainEvent::PaymentRejected(data(env)?),
-            EventType::PaymentRefunded => DomainEvent::PaymentRefunded(data(env)?),
-            EventType::TaxiAllocated => DomainEvent::TaxiAllocated(data(env)?),
-            EventType::AllocationFailed => DomainEvent::AllocationFailed(data(env)?),
-            EventType::AllocationCancelled => DomainEvent::AllocationCancelled(data(env)?),
-            EventType::RideStarted => DomainEvent::RideStarted(data(env)?),
-            EventType::RideCompleted => DomainEvent::RideCompleted(data(env)?),
+            EventType::GrabRequested => DomainEvent::GrabRequested(typed(t, value)?),
+            EventType::GrabCancelled => DomainEvent::GrabCancelled(typed(t, value)?),
+            EventType::PaymentApproved => DomainEvent::PaymentApproved(typed(t, value)?),
+            EventType::PaymentRejected => DomainEvent::PaymentRejected(typed(t, value)?),
+            EventType::PaymentRefunded => DomainEvent::PaymentRefunded(typed(t, value)?),
+            EventType::TaxiAllocated => DomainEvent::TaxiAllocated(typed(t, value)?),
+            EventType::AllocationFailed => DomainEvent::AllocationFailed(typed(t, value)?),
+            EventType::AllocationCancelled => DomainEvent::AllocationCancelled(typed(t, value)?),
+            EventType::RideStarted => DomainEvent::RideStarted(typed(t, value)?),
+            EventType::RideCompleted => DomainEvent::RideCompleted(typed(t, value)?),
         };
         if let Some(subject) = &env.subject {
             if subject != ev.grab_id().as_str() {
@@ -443,7 +475,7 @@ mod tests {
         assert_eq!(env.partition_key, env.subject);
         assert_eq!(env.correlation_id.as_deref(), Some("ride-1"));
         assert_eq!(
-            DomainEvent::from_envelope(&env).unwrap(),
+            DomainEvent::from_envelope(&env, Utc::now()).unwrap(),
             fixtures::payment_approved()
         );
     }
@@ -454,9 +486,95 @@ mod tests {
         let mut env = fixtures::payment_approved().to_envelope(&corr, None, Utc::now());
         env.subject = Some("another".into());
         assert!(matches!(
-            DomainEvent::from_envelope(&env),
+            DomainEvent::from_envelope(&env, Utc::now()),
             Err(EventError::SubjectMismatch { .. })
         ));
+    }
+
+    fn approved_at(ev: DomainEvent) -> DateTime<Utc> {
+        match ev {
+            DomainEvent::PaymentApproved(e) => e.approved_at,
+            other => panic!("not a PaymentApproved: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_timestamp_missing_from_data_is_the_time_attribute_else_the_time_of_receipt() {
+        let corr = CorrelationId::new_random();
+        let sent: DateTime<Utc> = "2026-11-25T10:00:07Z".parse().unwrap();
+        let received: DateTime<Utc> = "2026-11-25T11:00:00Z".parse().unwrap();
+        for (time, want) in [(Some(sent), sent), (None, received)] {
+            let mut env = fixtures::payment_approved().to_envelope(&corr, None, sent);
+            env.time = time;
+            env.data.as_object_mut().unwrap().remove("approvedAt");
+            let ev = DomainEvent::from_envelope(&env, received).unwrap();
+            assert_eq!(approved_at(ev), want, "time attribute {time:?}");
+        }
+    }
+
+    #[test]
+    fn a_timestamp_in_data_wins_over_the_time_attribute() {
+        let corr = CorrelationId::new_random();
+        let env = fixtures::payment_approved().to_envelope(&corr, None, Utc::now());
+        let ev = DomainEvent::from_envelope(&env, Utc::now()).unwrap();
+        assert_eq!(ev, fixtures::payment_approved());
+    }
+
+    #[test]
+    fn an_invalid_or_null_timestamp_is_refused() {
+        let corr = CorrelationId::new_random();
+        let mut env = fixtures::payment_approved().to_envelope(&corr, None, Utc::now());
+        for bad in [serde_json::json!("yesterday"), serde_json::Value::Null] {
+            env.data["approvedAt"] = bad;
+            assert!(matches!(
+                DomainEvent::from_envelope(&env, Utc::now()),
+                Err(EventError::InvalidData { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn every_type_names_its_timestamp_field() {
+        for t in EventType::ALL {
+            assert!(t.time_field().ends_with("At"), "{t:?}");
+        }
+    }
+
+    /// The published schema of a type (docs/events/schemas/<Name>.json).
+    fn schema(t: EventType) -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/events/schemas")
+            .join(format!("{}.json", t.name()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).expect("schema is JSON")
+    }
+
+    #[test]
+    fn the_published_schemas_require_what_the_catalogue_requires_except_the_timestamp() {
+        for t in EventType::ALL {
+            let s = schema(t);
+            let required: Vec<&str> = s["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(s["type"], "object", "{t:?}");
+            assert!(s["properties"].get(t.time_field()).is_some(), "{t:?}");
+            assert!(!required.contains(&t.time_field()), "{t:?}: optional");
+        }
+        // A PaymentApproved with exactly the schema's required fields is accepted.
+        let s = schema(EventType::PaymentApproved);
+        let required: Vec<&str> = s["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let corr = CorrelationId::new_random();
+        let mut env = fixtures::payment_approved().to_envelope(&corr, None, Utc::now());
+        let fields = env.data.as_object_mut().unwrap();
+        fields.retain(|k, _| required.contains(&k.as_str()));
+        assert!(DomainEvent::from_envelope(&env, Utc::now()).is_ok());
     }
 
     #[test]
@@ -464,10 +582,10 @@ mod tests {
         let corr = CorrelationId::new_random();
         let mut env = fixtures::payment_approved().to_envelope(&corr, None, Utc::now());
         env.data["loyaltyPoints"] = serde_json::json!(12);
-        assert!(DomainEvent::from_envelope(&env).is_ok());
+        assert!(DomainEvent::from_envelope(&env, Utc::now()).is_ok());
         env.data.as_object_mut().unwrap().remove("amount");
         assert!(matches!(
-            DomainEvent::from_envelope(&env),
+            DomainEvent::from_envelope(&env, Utc::now()),
             Err(EventError::InvalidData { .. })
         ));
     }

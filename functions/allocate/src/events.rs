@@ -42,7 +42,7 @@ fn outcome_of(events: &[AllocationEvent]) -> EventOutcome {
 /// `POST /events/allocate`.
 pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
     let env = http::cloudevent(req)?;
-    let event = DomainEvent::from_envelope(&env)?;
+    let event = DomainEvent::from_envelope(&env, chrono::Utc::now())?;
     let ctx = ctx.for_event(&env);
     let outcome = match event {
         DomainEvent::PaymentApproved(e) => on_payment_approved(&ctx, &env, e)?,

@@ -17,7 +17,7 @@ use spin_sdk::http::{Request, Response};
 /// Receive one CloudEvent (binary or structured mode).
 pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
     let env = http::cloudevent(req)?;
-    let event = DomainEvent::from_envelope(&env)?;
+    let event = DomainEvent::from_envelope(&env, chrono::Utc::now())?;
     let ctx = ctx.for_event(&env);
     let grab = event.grab_id().clone();
     // Only a usable correlation id is kept as a fact (an injected event may carry anything).

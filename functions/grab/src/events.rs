@@ -30,7 +30,7 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
 }
 
 fn apply(ctx: &RequestContext, env: &Envelope) -> Result<Response, ApiError> {
-    let event = DomainEvent::from_envelope(env)?;
+    let event = DomainEvent::from_envelope(env, chrono::Utc::now())?;
     if !SUBSCRIBED.contains(&event.event_type()) {
         return Err(ApiError::InvalidEvent(format!(
             "grab does not subscribe to {}",

@@ -25,7 +25,7 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
 }
 
 fn apply(ctx: &RequestContext, env: &htaxi_shared::events::Envelope) -> Result<Response, ApiError> {
-    let event = DomainEvent::from_envelope(env)?;
+    let event = DomainEvent::from_envelope(env, chrono::Utc::now())?;
     let cmd = match &event {
         DomainEvent::GrabCancelled(e) => RefundPayment {
             grab_id: e.grab_id.clone(),

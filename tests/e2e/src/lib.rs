@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub mod topology;
+pub mod contract;
+pub mod deliver;
 
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn repo_root() -> PathBuf {
@@ -381,7 +383,7 @@ pub fn dispatcher_loop(base: String) -> tokio::task::JoinHandle<()> {
 
 async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
     let root = repo_root();
-    for c in ["grab", "pay", "allocate", "grab_status", "broker"] {
+    for c in ["grab", "pay", "allocate", "grab_status", "notify", "broker"] {
         let wasm = root.join(format!("target/wasm32-wasip2/release/{c}.wasm"));
         if !wasm.exists() {
             bail!("{} is missing: run `make build` first", wasm.display());

@@ -2,6 +2,7 @@
 //! through the host's fault injection. Every test ends by asserting the money and taxi
 //! invariants ([`e2e::check_invariants`]).
 
+use e2e::deliver::logged_as_binary;
 use e2e::*;
 use futures::future::join_all;
 use futures::StreamExt;
@@ -528,14 +529,7 @@ async fn every_event_delivered_one_to_five_times_concurrently_in_shuffled_order_
         .unwrap();
     let mut deliveries = Vec::new();
     for (n, ev) in events.body.as_array().unwrap().iter().enumerate() {
-        let attrs = ev["attributes"].as_object().unwrap();
-        let mut headers: Vec<(String, String)> = attrs
-            .iter()
-            .filter(|(k, _)| k.as_str() != "datacontenttype")
-            .map(|(k, v)| (format!("ce-{k}"), v.as_str().unwrap_or_default().to_owned()))
-            .collect();
-        headers.push(("content-type".into(), "application/json".into()));
-        let body = serde_json::to_vec(&ev["data"]).unwrap();
+        let (headers, body) = logged_as_binary(ev);
         for d in ev["deliveries"].as_array().unwrap() {
             let path = d["subscriber"]
                 .as_str()

@@ -36,6 +36,7 @@ pub const EMITS: &[(&str, &[&str])] = &[
         ],
     ),
     ("grab-status", &[]),
+    ("notify", &[]),
 ];
 
 /// Subscriptions of the saga: (subscriber component, event types). Mirrors DESIGN.md sections 2-4;
@@ -66,6 +67,18 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             "htaxi.TaxiAllocated",
             "htaxi.AllocationFailed",
             "htaxi.AllocationCancelled",
+            "htaxi.RideStarted",
+            "htaxi.RideCompleted",
+        ],
+    ),
+    (
+        "notify",
+        &[
+            "htaxi.PaymentApproved",
+            "htaxi.PaymentRejected",
+            "htaxi.PaymentRefunded",
+            "htaxi.TaxiAllocated",
+            "htaxi.AllocationFailed",
             "htaxi.RideStarted",
             "htaxi.RideCompleted",
         ],

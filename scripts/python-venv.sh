@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# python-venv.sh VENV REQUIREMENTS: (re)create the project's Python virtualenv and install the
+# pinned requirements from PyPI (componentize-py for notify, pytest, the CloudEvents SDK).
+# On a bare Debian, as root, installs python3 / python3-venv with apt when they are missing.
+set -euo pipefail
+venv="$1" req="$2"
+
+apt_install() {
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "python-venv: installing $* (apt)" >&2
+    apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
+  else
+    echo "python-venv: install $* first" >&2; exit 1
+  fi
+}
+
+command -v python3 >/dev/null || apt_install python3 python3-venv
+rm -rf "$venv"
+python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
+touch "$venv/.installed"
