@@ -19,9 +19,9 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub mod topology;
 pub mod contract;
 pub mod deliver;
+pub mod topology;
 
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn repo_root() -> PathBuf {
@@ -347,6 +347,21 @@ impl Saga {
     /// Check the saga invariants over `grab_ids` through the owning services' APIs.
     pub async fn check_invariants(&self, grab_ids: &[String]) -> Result<Invariants> {
         check_invariants(self, grab_ids).await
+    }
+
+    /// Wait (up to 60 s, flushing) until the invariants hold over `grab_ids`: events travel
+    /// through the broker's dispatcher, so the owners and the view converge a moment after
+    /// the answers. On time-out, fails with what is still wrong.
+    pub async fn converged(&self, grab_ids: &[String]) -> Result<Invariants> {
+        let waited = self
+            .eventually("the invariants", Duration::from_secs(60), || async {
+                Ok(self.check_invariants(grab_ids).await.ok())
+            })
+            .await;
+        match waited {
+            Ok(inv) => Ok(inv),
+            Err(_) => self.check_invariants(grab_ids).await,
+        }
     }
 }
 

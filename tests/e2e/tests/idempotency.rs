@@ -14,15 +14,6 @@ async fn grabs_of(s: &Saga, phone: &str) -> Vec<Value> {
     a.body.as_array().cloned().unwrap_or_default()
 }
 
-/// Wait until every grab is stable and the view agrees with the owners.
-async fn settle(s: &Saga, ids: &[String]) -> Invariants {
-    s.eventually("every grab stable", Duration::from_secs(60), || async {
-        Ok(s.check_invariants(ids).await.ok())
-    })
-    .await
-    .unwrap()
-}
-
 async fn post_grab_with_key(s: &Saga, phone: &str, key: &str) -> Answer {
     s.post_with(
         &grab_path(),
@@ -79,7 +70,7 @@ async fn a_rider_who_taps_six_times_at_once_gets_one_ride_and_one_charge() {
 
     let grabs = grabs_of(&s, PHONE).await;
     assert_eq!(grabs.len(), 1, "one grab stored: {grabs:#?}");
-    let inv = settle(&s, std::slice::from_ref(&id)).await;
+    let inv = s.converged(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(inv.approved_krw, 15_000, "one payment");
     let taxis = s.get("/taxis?status=Busy").await.unwrap();
     assert_eq!(
@@ -159,7 +150,7 @@ async fn a_retry_after_a_crash_mid_request_resumes_the_same_grab_and_charges_it_
         1,
         "never a second grab for one key"
     );
-    let inv = settle(&s, std::slice::from_ref(&id)).await;
+    let inv = s.converged(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(inv.approved_krw, 15_000);
     assert_eq!(inv.refunded_krw, 0);
     let replay = post_grab_with_key(&s, PHONE, "crash-key-1").await;
@@ -192,7 +183,7 @@ async fn a_503_releases_the_key_so_a_retry_really_retries() {
         .map(|g| g["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 2, "the failed grab and the retried one");
-    let inv = settle(&s, &ids).await;
+    let inv = s.converged(&ids).await.unwrap();
     assert_eq!(inv.approved_krw - inv.refunded_krw, 15_000, "charged once");
 }
 

@@ -46,7 +46,7 @@ fn id_of(a: &Answer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
-    let s = Saga::start_with(vec![
+    let mut s = Saga::start_with(vec![
         ("breaker_failure_threshold", "3"),
         ("breaker_cooldown_ms", "1500"),
         ("pay_max_attempts", "1"),
@@ -58,6 +58,9 @@ async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
         .await
         .unwrap();
     let down = s.fault(fault("pay", Fault::Respond { status: 503 }, None));
+    // pay's request count below must count grab's calls only, not the dispatcher's
+    // deliveries of the failed grabs' compensations.
+    s.stop_dispatcher().await;
 
     // Three failed calls open the breaker; each answers 503 + Retry-After and stores a
     // failed grab whose (possible) payment is compensated.
@@ -83,6 +86,7 @@ async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
         pay_calls,
         "open breaker does not call pay"
     );
+    s.start_dispatcher();
     let health = s.get("/health/grab").await.unwrap();
     assert_eq!(
         health.status, 200,

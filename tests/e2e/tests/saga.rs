@@ -76,7 +76,7 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     assert_eq!(view["allocationStatus"], json!("RideStarted"));
     let grab = s.get(&format!("/grabs/{id}")).await.unwrap();
     assert_eq!(grab.body["grabStatus"], json!("RideStarted"));
-    s.check_invariants(&[id]).await.unwrap();
+    s.converged(&[id]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -131,7 +131,7 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
     let next = second.body["id"].as_str().unwrap().to_owned();
     let alloc = s.allocation_of(&next).await.unwrap();
     assert_eq!(alloc["taxiId"], json!(taxi));
-    s.check_invariants(&[id, next]).await.unwrap();
+    s.converged(&[id, next]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -160,7 +160,7 @@ async fn a_fare_over_the_payment_limit_is_rejected_with_402() {
         "no taxi was taken: {}",
         taxis.text
     );
-    s.check_invariants(&[id]).await.unwrap();
+    s.converged(&[id]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -180,7 +180,7 @@ async fn with_no_taxi_available_the_rider_is_refunded_and_the_grab_fails() {
     assert_eq!(view["allocationStatus"], json!("Failed"));
     assert_eq!(view["grabStatus"], json!("Failed"));
     s.grab_until(&id, "Failed").await.unwrap();
-    s.check_invariants(&[id]).await.unwrap();
+    s.converged(&[id]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -218,7 +218,7 @@ async fn cancelling_before_allocation_refunds_and_never_allocates() {
         t.text
     );
     assert_ne!(view["allocationStatus"], json!("Allocated"));
-    s.check_invariants(&[id]).await.unwrap();
+    s.converged(&[id]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -244,7 +244,7 @@ async fn cancelling_after_allocation_refunds_and_releases_the_taxi() {
     assert_eq!(t.body["status"], json!("Available"), "{}", t.text);
     // Cancelling again is harmless.
     assert_eq!(s.delete(&format!("/grabs/{id}")).await.unwrap().status, 204);
-    s.check_invariants(&[id]).await.unwrap();
+    s.converged(&[id]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -279,7 +279,7 @@ async fn cancelling_after_the_ride_started_is_refused_with_409() {
         json!("Approved"),
         "no refund after a refused cancel"
     );
-    s.check_invariants(&[id]).await.unwrap();
+    s.converged(&[id]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -35,32 +35,61 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
     } else {
         8_000 + (i as i64 % 50) * 100
     };
-    let a = s
-        .post_with(
-            &grab_path(),
-            &grab_body(&format!("010-7{:03}-{:04}", i / 10_000, i % 10_000), fee),
-            &[("x-correlation-id", &format!("soak-{i}"))],
-        )
-        .await
-        .unwrap();
+    let phone = format!("010-7{:03}-{:04}", i / 10_000, i % 10_000);
+    let body = grab_body(&phone, fee);
+    let corr = format!("soak-{i}");
+    // Every 5th rider taps twice at once with one Idempotency-Key (a phone retrying on a
+    // slow network) and retries once more after the answer: still one ride, one charge.
+    let key = format!("soak-key-{i}");
+    let keyed = i % 5 == 1;
+    let mut headers = vec![("x-correlation-id", corr.as_str())];
+    if keyed {
+        headers.push(("idempotency-key", key.as_str()));
+    }
+    let path = grab_path();
+    let post = || s.post_with(&path, &body, &headers);
+    let a = if keyed {
+        let (x, y) = futures::join!(post(), post());
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let ran = |a: &Answer| a.status != 409 && a.header("idempotent-replayed").is_none();
+        // A 5xx releases the key, so a tap arriving after it runs anew.
+        assert!(
+            ran(&x) != ran(&y) || x.status >= 500 || y.status >= 500,
+            "saga {i}: exactly one of two same-key taps runs: {} / {}",
+            x.text,
+            y.text
+        );
+        let (first, other) = if ran(&x) { (x, y) } else { (y, x) };
+        if other.status != 409 && first.status < 500 {
+            assert_eq!(
+                other.body, first.body,
+                "saga {i}: a replay is the same answer"
+            );
+        }
+        if first.status < 500 {
+            let again = post().await.unwrap();
+            assert_eq!(again.status, first.status, "saga {i}: {}", again.text);
+            assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        }
+        first
+    } else {
+        post().await.unwrap()
+    };
     let id = match a.status {
         201 => a.body["id"].as_str().unwrap().to_owned(),
         // 402: over the limit. 503: pay stayed too slow under the load; the grab is Failed
         // and compensated. Both are stable outcomes the invariants cover.
         402 | 503 => {
-            let list = s
-                .get(&format!(
-                    "/grabs?phoneNumber=010-7{:03}-{:04}",
-                    i / 10_000,
-                    i % 10_000
-                ))
-                .await
-                .unwrap();
+            let list = s.get(&format!("/grabs?phoneNumber={phone}")).await.unwrap();
             let g = list
                 .body
                 .as_array()
                 .cloned()
                 .unwrap_or_else(|| list.body["grabs"].as_array().cloned().unwrap_or_default());
+            assert!(
+                !keyed || a.status >= 500 || g.len() == 1,
+                "saga {i}: one grab per key"
+            );
             return (g[0]["id"].as_str().unwrap().to_owned(), t.elapsed());
         }
         other => panic!("grab {i}: {other} {}", a.text),
