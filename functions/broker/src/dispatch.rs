@@ -95,7 +95,7 @@ pub async fn run(db: &Db, wiring: &Wiring, window: Window) -> anyhow::Result<Rep
         let budget = (window.max_attempts - attempts).min(MAX_IN_FLIGHT - in_flight.len());
         let mut claimed_now = 0;
         if may_claim && budget > 0 && db::any_due(db, now_ms())? {
-            for claimed in db::claim_due(db, now_ms(), budget, &lease)? {
+            for claimed in db::claim_due(db, now_ms(), budget, lease)? {
                 poll = POLL_MIN;
                 attempts += 1;
                 claimed_now += 1;
