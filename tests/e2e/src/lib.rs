@@ -632,6 +632,23 @@ pub fn binary_event(
     (headers, serde_json::to_vec(data).expect("json"))
 }
 
+/// A binary-mode `htaxi.GrabRequested` for `grab` (rider `phone`), as headers and body, with
+/// its deterministic id: the fixture for injecting a rider's request straight to a subscriber.
+pub fn grab_requested_event(grab: &str, phone: &str) -> (Vec<(String, String)>, Vec<u8>) {
+    let data = json!({
+        "grabId": grab, "phoneNumber": phone,
+        "startingPoint": {"lat": 37.5547, "lng": 126.9707}, "destination": {"lat": 37.5, "lng": 127.0},
+        "estimatedFee": 11000, "requestedAt": "2026-11-25T09:59:59Z"
+    });
+    binary_event(
+        "htaxi.GrabRequested",
+        &format!("GrabRequested:{grab}"),
+        "/htaxi/grab",
+        grab,
+        &data,
+    )
+}
+
 /// Build a structured-mode CloudEvent body.
 pub fn structured_event(ty: &str, id: &str, source: &str, subject: &str, data: &Value) -> Vec<u8> {
     serde_json::to_vec(&json!({

@@ -12,18 +12,7 @@ use std::time::{Duration, Instant};
 /// grab-status-grab-requested, so each one is exactly one delivery row.
 fn grab_requested() -> (String, Vec<(String, String)>, Vec<u8>) {
     let grab = uuid();
-    let data = json!({
-        "grabId": grab, "phoneNumber": "010-5555-0000",
-        "startingPoint": {"lat": 37.5547, "lng": 126.9707}, "destination": {"lat": 37.5, "lng": 127.0},
-        "estimatedFee": 11000, "requestedAt": "2026-11-25T09:59:59Z"
-    });
-    let (headers, body) = binary_event(
-        "htaxi.GrabRequested",
-        &format!("GrabRequested:{grab}"),
-        "/htaxi/grab",
-        &grab,
-        &data,
-    );
+    let (headers, body) = grab_requested_event(&grab, "010-5555-0000");
     (grab, headers, body)
 }
 
