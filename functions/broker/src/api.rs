@@ -21,8 +21,8 @@ const MAX_WAIT_MS: u64 = 900;
 /// Attempts one dispatch or flush call makes at most.
 const MAX_ATTEMPTS: usize = 2_000;
 /// List limits.
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 500;
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
 
 /// Why a broker request failed: an ordinary API error, or an unusable manifest (a 500
 /// that names the file: the operator must fix the YAML, and nothing is stored).
@@ -64,8 +64,33 @@ fn open() -> Result<Db, Refusal> {
     Ok(Db::open("broker", db::MIGRATIONS)?)
 }
 
+/// How long a wiring loaded from the manifests serves the ingress and the dispatcher
+/// before they are read again: reading and parsing every Trigger file through WASI
+/// costs 10-60 ms, which would otherwise be paid by every `POST /broker`. An edited
+/// Trigger takes effect within this time (Knative's own Trigger reconciliation is
+/// eventual too).
+const WIRING_TTL_MS: i64 = 1_000;
+
+/// The wiring: the broker database's copy while it is younger than [`WIRING_TTL_MS`],
+/// else read from the manifests (and the copy refreshed).
+fn wiring(db: &Db) -> Result<Wiring, Refusal> {
+    let now = dispatch::now_ms();
+    if let Some(w) = db::cached_wiring(db, now - WIRING_TTL_MS)? {
+        return Ok(w);
+    }
+    fresh_wiring(db)
+}
+
+/// The wiring read from the manifests now (what the inspection routes show), stored as
+/// the broker's copy.
+fn fresh_wiring(db: &Db) -> Result<Wiring, Refusal> {
+    let w = read_wiring()?;
+    db::cache_wiring(db, &w, dispatch::now_ms())?;
+    Ok(w)
+}
+
 /// Read every `*.yaml`/`*.yml` under the manifest directory, in name order.
-fn wiring() -> Result<Wiring, Refusal> {
+fn read_wiring() -> Result<Wiring, Refusal> {
     let config = Config::load()?;
     let dir_error = |e: std::io::Error| {
         Refusal::Manifest(ManifestError {
@@ -106,7 +131,6 @@ fn only(req: &Request, method: Method, allow: &'static str) -> Result<(), Refusa
 /// delivered gets no second row (see the crate docs).
 pub fn ingest(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Post, "POST")?;
-    let wiring = wiring()?;
     let envelope = http::cloudevent(req)?;
     let headers: Vec<(String, String)> = req
         .headers()
@@ -123,6 +147,7 @@ pub fn ingest(ctx: &RequestContext, req: &Request) -> Handled {
     };
     let ctx = ctx.for_event(&event.envelope);
     let db = open()?;
+    let wiring = wiring(&db)?;
     let now = dispatch::now_ms();
     let (seq, queued, coalesced) = db.transaction(|tx| {
         let seq = db::insert_event(tx, &event)?;
@@ -200,8 +225,8 @@ pub async fn flush(ctx: &RequestContext, req: &Request) -> Handled {
 }
 
 async fn deliver(ctx: &RequestContext, wait: Duration, what: &str) -> Handled {
-    let wiring = wiring()?;
     let db = open()?;
+    let wiring = wiring(&db)?;
     let window = dispatch::Window {
         wait,
         max_attempts: MAX_ATTEMPTS,
@@ -224,17 +249,7 @@ async fn deliver(ctx: &RequestContext, wait: Duration, what: &str) -> Handled {
 /// `GET /broker/triggers`: what the broker loaded.
 pub fn triggers(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
-    Ok(http::json(200, &wiring()?, ctx))
-}
-
-fn limit(req: &Request) -> Result<i64, Refusal> {
-    match http::query_param(req, "limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(l) => match l.parse::<i64>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid("limit", format!("must be 1-{MAX_LIMIT}")).into()),
-        },
-    }
+    Ok(http::json(200, &fresh_wiring(&open()?)?, ctx))
 }
 
 /// `GET /broker/events?status=pending|delivered|deadlettered&type=&limit=`.
@@ -249,7 +264,7 @@ pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
         }
     }
     let event_type = http::query_param(req, "type").filter(|s| !s.is_empty());
-    let limit = limit(req)?;
+    let limit = i64::from(http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?);
     let db = open()?;
     let list = db::events(&db, status.as_deref(), event_type.as_deref(), limit)?;
     Ok(http::json(200, &list, ctx))
@@ -258,7 +273,7 @@ pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
 /// `GET /broker/deadletters`.
 pub fn dead_letters(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
-    let limit = limit(req)?;
+    let limit = i64::from(http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?);
     let db = open()?;
     Ok(http::json(200, &db::dead_letters(&db, limit)?, ctx))
 }
@@ -311,8 +326,8 @@ pub fn health(ctx: &RequestContext, req: &Request) -> Handled {
     if !matches!(req.method(), Method::Get | Method::Head) {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }.into());
     }
-    let wiring = wiring()?;
     let db = open()?;
+    let wiring = fresh_wiring(&db)?;
     let pending = db::count_pending(&db)?;
     Ok(http::json(
         200,

@@ -3,6 +3,7 @@
 //! an outbound call.
 
 use crate::event::StoredEvent;
+use crate::manifest::Wiring;
 use crate::policy::DeadLetter;
 use anyhow::Context;
 use htaxi_shared::events::Envelope;
@@ -21,6 +22,10 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "broker/0002_ordered_dispatch",
         sql: include_str!("../migrations/0002_ordered_dispatch.sql"),
     },
+    Migration {
+        id: "broker/0003_wiring_cache",
+        sql: include_str!("../migrations/0003_wiring_cache.sql"),
+    },
 ];
 
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
@@ -32,6 +37,31 @@ pub const DEAD_LETTERED: &str = "deadlettered";
 
 /// Longest subscriber answer kept on a delivery row (for operators; not the error data).
 const RESPONSE_EXCERPT_BYTES: usize = 2048;
+
+/// The stored wiring, if it was loaded at or after `since_ms` (a copy that no longer
+/// decodes, e.g. from an older broker, counts as absent).
+pub fn cached_wiring(db: &Db, since_ms: i64) -> anyhow::Result<Option<Wiring>> {
+    let r = db.query(
+        "SELECT wiring FROM broker_wiring WHERE id = 1 AND loaded_ms >= ?",
+        &[int(since_ms)],
+    )?;
+    let json = r
+        .rows()
+        .next()
+        .and_then(|row| row.get::<&str>("wiring").map(str::to_owned));
+    Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
+}
+
+/// Store `wiring` as loaded at `now_ms`.
+pub fn cache_wiring(db: &Db, wiring: &Wiring, now_ms: i64) -> anyhow::Result<()> {
+    let json = serde_json::to_string(wiring).context("encoding the wiring")?;
+    write(db, |tx| {
+        tx.exec(
+            "INSERT INTO broker_wiring (id, loaded_ms, wiring) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET loaded_ms = ?1, wiring = ?2",
+            &[int(now_ms), text(json)],
+        )
+    })
+}
 
 /// Append an event to the log; returns its `seq` (the local Kafka offset).
 pub fn insert_event(tx: &Db, e: &StoredEvent) -> anyhow::Result<i64> {
@@ -105,50 +135,50 @@ pub struct Claimed {
 
 /// Rows that may be sent at `?1` (due, not leased), oldest due first, at most `?2`. A
 /// row of an ordered Trigger waits while an earlier row of its partition is pending.
-const DUE: &str = "SELECT d.id, d.trigger_name FROM broker_deliveries d WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1 AND d.lease_until_ms <= ?1 AND NOT (d.ordered = 1 AND d.partition_key IS NOT NULL AND EXISTS (SELECT 1 FROM broker_deliveries p WHERE p.trigger_name = d.trigger_name AND p.partition_key = d.partition_key AND p.status = 'pending' AND p.event_seq < d.event_seq)) ORDER BY d.next_attempt_ms, d.id LIMIT ?2";
+const DUE: &str = "SELECT d.id FROM broker_deliveries d WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1 AND d.lease_until_ms <= ?1 AND NOT (d.ordered = 1 AND d.partition_key IS NOT NULL AND EXISTS (SELECT 1 FROM broker_deliveries p WHERE p.trigger_name = d.trigger_name AND p.partition_key = d.partition_key AND p.status = 'pending' AND p.event_seq < d.event_seq)) ORDER BY d.next_attempt_ms, d.id LIMIT ?2";
 
 /// Whether any row may be sent now (a read: no write lock, cheap to poll).
 pub fn any_due(db: &Db, now_ms: i64) -> anyhow::Result<bool> {
     Ok(!db.query(DUE, &[int(now_ms), int(1)])?.rows.is_empty())
 }
 
-/// Claim up to `limit` due rows for one attempt each, in one short transaction: count
-/// the attempt and lease each row for `lease_ms(trigger)`, so no other dispatch call
-/// takes it while it is in flight.
+/// Claim up to `limit` due rows for one attempt each, in one statement: count the
+/// attempt and lease each row until `lease_until_ms`, so no other dispatch call takes
+/// it while it is in flight. Oldest due first.
 pub fn claim_due(
     db: &Db,
     now_ms: i64,
     limit: usize,
-    lease_ms: impl Fn(&str) -> i64,
+    lease_until_ms: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    db.transaction(|tx| {
-        let due = tx.query(DUE, &[int(now_ms), int(limit as i64)])?;
-        let mut claimed = Vec::new();
-        for row in due.rows() {
-            let id: i64 = row.get("id").context("delivery id")?;
-            let trigger = row.get::<&str>("trigger_name").context("trigger_name")?;
-            tx.exec(
-                &format!(
-                    "UPDATE broker_deliveries SET attempts = attempts + 1, lease_until_ms = ?, last_attempt_at = {NOW}, updated_at = {NOW} WHERE id = ?"
-                ),
-                &[int(now_ms + lease_ms(trigger)), int(id)],
-            )?;
-            let r = tx.query(
-                "SELECT d.id, d.event_seq, d.trigger_name, d.subscriber, d.attempts, e.envelope, e.extras FROM broker_deliveries d JOIN broker_events e ON e.seq = d.event_seq WHERE d.id = ?",
-                &[int(id)],
-            )?;
-            let row = r.rows().next().context("claimed delivery vanished")?;
+    let mut claimed = Vec::new();
+    write(db, |tx| {
+        let r = tx.query(
+            &format!(
+                "UPDATE broker_deliveries SET attempts = attempts + 1, lease_until_ms = ?3, last_attempt_at = {NOW}, updated_at = {NOW} WHERE id IN ({DUE}) RETURNING id, event_seq, trigger_name, subscriber, attempts, (SELECT envelope FROM broker_events WHERE seq = event_seq) AS envelope, (SELECT extras FROM broker_events WHERE seq = event_seq) AS extras"
+            ),
+            &[int(now_ms), int(limit as i64), int(lease_until_ms)],
+        )?;
+        for row in r.rows() {
             claimed.push(Claimed {
-                id,
+                id: row.get("id").context("id")?,
                 event_seq: row.get("event_seq").context("event_seq")?,
-                trigger: trigger.to_owned(),
-                subscriber: row.get::<&str>("subscriber").context("subscriber")?.to_owned(),
+                trigger: row
+                    .get::<&str>("trigger_name")
+                    .context("trigger_name")?
+                    .to_owned(),
+                subscriber: row
+                    .get::<&str>("subscriber")
+                    .context("subscriber")?
+                    .to_owned(),
                 attempt: row.get::<u32>("attempts").context("attempts")?,
                 event: stored_event(&row)?,
             });
         }
-        Ok(claimed)
-    })
+        Ok(())
+    })?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
 }
 
 fn stored_event(row: &spin_sdk::sqlite3::Row<'_>) -> anyhow::Result<StoredEvent> {
@@ -179,22 +209,19 @@ fn write(db: &Db, f: impl FnOnce(&Db) -> anyhow::Result<()>) -> anyhow::Result<(
     db.transaction(f)
 }
 
-/// The attempt succeeded.
-pub fn record_delivered(db: &Db, id: i64, rec: &AttemptRecord<'_>) -> anyhow::Result<()> {
-    write(db, |tx| {
-        tx.exec(
+/// The attempt succeeded (in the caller's transaction).
+pub fn record_delivered(tx: &Db, id: i64, rec: &AttemptRecord<'_>) -> anyhow::Result<()> {
+    tx.exec(
         &format!(
             "UPDATE broker_deliveries SET status = 'delivered', lease_until_ms = 0, last_status = ?, last_error = NULL, last_response = ?, delivered_at = {NOW}, updated_at = {NOW} WHERE id = ?"
         ),
         &[opt_status(rec.status), opt_text(rec.response.clone()), int(id)],
     )
-    })
 }
 
-/// The attempt failed; try again at `next_ms`.
-pub fn record_retry(db: &Db, id: i64, next_ms: i64, rec: &AttemptRecord<'_>) -> anyhow::Result<()> {
-    write(db, |tx| {
-        tx.exec(
+/// The attempt failed; try again at `next_ms` (in the caller's transaction).
+pub fn record_retry(tx: &Db, id: i64, next_ms: i64, rec: &AttemptRecord<'_>) -> anyhow::Result<()> {
+    tx.exec(
         &format!(
             "UPDATE broker_deliveries SET next_attempt_ms = ?, lease_until_ms = 0, last_status = ?, last_error = ?, last_response = ?, updated_at = {NOW} WHERE id = ?"
         ),
@@ -206,18 +233,17 @@ pub fn record_retry(db: &Db, id: i64, next_ms: i64, rec: &AttemptRecord<'_>) -> 
             int(id),
         ],
     )
-    })
 }
 
-/// Give up: the row becomes a dead letter with Knative's error extensions.
+/// Give up: the row becomes a dead letter with Knative's error extensions (in the
+/// caller's transaction).
 pub fn record_dead_letter(
-    db: &Db,
+    tx: &Db,
     id: i64,
     dl: &DeadLetter,
     rec: &AttemptRecord<'_>,
 ) -> anyhow::Result<()> {
-    write(db, |tx| {
-        tx.exec(
+    tx.exec(
         &format!(
             "UPDATE broker_deliveries SET status = 'deadlettered', lease_until_ms = 0, last_status = ?, last_error = ?, last_response = ?, reason = ?, error_code = ?, error_data = ?, dead_lettered_at = {NOW}, updated_at = {NOW} WHERE id = ?"
         ),
@@ -231,7 +257,6 @@ pub fn record_dead_letter(
             int(id),
         ],
     )
-    })
 }
 
 fn opt_status(s: Option<u16>) -> Value {

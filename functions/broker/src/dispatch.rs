@@ -1,9 +1,9 @@
-//! The dispatcher: the Kafka broker's delivery half. A run claims due rows (a short
-//! transaction that leases them), POSTs each event to its Trigger's subscriber in binary
+//! The dispatcher: the Kafka broker's delivery half. A run claims due rows (one
+//! statement that leases them), POSTs each event to its Trigger's subscriber in binary
 //! mode with several requests in flight at once (spin-sdk's async outbound HTTP), reads
-//! each answer with [`policy::next`] and records it in its own short transaction. No
-//! transaction is open while a subscriber runs, and a leased row is never claimed
-//! twice, so dispatch calls running at once send disjoint rows.
+//! each answer with [`policy::next`] and records the answers that are in together, in
+//! one short transaction. No transaction is open while a subscriber runs, and a leased
+//! row is never claimed twice, so dispatch calls running at once send disjoint rows.
 //!
 //! A long-poll run keeps claiming until its window closes, checking for new rows every
 //! few milliseconds ([`POLL_MIN`], backing off while idle), so a loop of dispatch calls
@@ -13,14 +13,15 @@
 use crate::db::{self, AttemptRecord, Claimed};
 use crate::manifest::Wiring;
 use crate::policy::{self, Attempt, DeadLetter, Next};
-use futures::future::Either;
+use futures::future::{Either, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use htaxi_shared::platform::client::{self, OutboundRequest, SendFailure};
 use htaxi_shared::platform::db::Db;
 use serde::Serialize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A lease outlives the attempt's timeout by this much before another instance may retake it.
+/// A lease outlives the longest attempt timeout by this much before another instance
+/// may retake the row.
 const LEASE_SLACK_MS: i64 = 5_000;
 
 /// Deliveries one run keeps in flight at most.
@@ -77,13 +78,7 @@ type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = (Claimed, Att
 /// retry that is not due yet is left to a later run.
 pub async fn run(db: &Db, wiring: &Wiring, window: Window) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let lease = |trigger: &str| {
-        wiring
-            .trigger(trigger)
-            .map(|t| t.delivery.timeout.as_millis() as i64)
-            .unwrap_or(0)
-            + LEASE_SLACK_MS
-    };
+    let lease_ms = lease_ms(wiring);
     let until = Instant::now() + window.wait;
     let mut attempts = 0;
     let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
@@ -95,15 +90,16 @@ pub async fn run(db: &Db, wiring: &Wiring, window: Window) -> anyhow::Result<Rep
         let budget = (window.max_attempts - attempts).min(MAX_IN_FLIGHT - in_flight.len());
         let mut claimed_now = 0;
         if may_claim && budget > 0 && db::any_due(db, now_ms())? {
-            for claimed in db::claim_due(db, now_ms(), budget, lease)? {
+            let now = now_ms();
+            for claimed in db::claim_due(db, now, budget, now + lease_ms)? {
                 poll = POLL_MIN;
                 attempts += 1;
                 claimed_now += 1;
                 match start(wiring, claimed) {
                     Ok(sending) => in_flight.push(sending),
-                    Err((claimed, what, reason)) => {
-                        dead_letter_unsent(db, &claimed, &what, reason, &mut report)?
-                    }
+                    Err((claimed, what, reason)) => db.transaction(|tx| {
+                        dead_letter_unsent(tx, &claimed, &what, reason, &mut report)
+                    })?,
                 }
             }
         }
@@ -118,17 +114,39 @@ pub async fn run(db: &Db, wiring: &Wiring, window: Window) -> anyhow::Result<Rep
             poll = (poll * 2).min(POLL_MAX);
             continue;
         }
-        // The next answer, or a tick to look for new rows meanwhile.
+        // The next answer, or a tick to look for new rows meanwhile; every answer that
+        // is in by then is recorded in one transaction.
         let tick = client::sleep(POLL_MIN);
         futures::pin_mut!(tick);
-        if let Either::Left((Some((claimed, outcome)), _)) =
+        if let Either::Left((Some(first), _)) =
             futures::future::select(in_flight.next(), tick).await
         {
-            record(db, wiring, &claimed, outcome, &mut report)?;
+            let mut answers = vec![first];
+            while let Some(Some(next)) = in_flight.next().now_or_never() {
+                answers.push(next);
+            }
+            db.transaction(|tx| {
+                answers
+                    .into_iter()
+                    .try_for_each(|(c, outcome)| record(tx, wiring, &c, outcome, &mut report))
+            })?;
         }
     }
     report.pending = db::count_pending(db)?;
     Ok(report)
+}
+
+/// How long a claimed row stays leased: the longest Trigger timeout plus slack (one
+/// lease for the whole claim, which is one statement).
+fn lease_ms(wiring: &Wiring) -> i64 {
+    let longest = wiring
+        .triggers
+        .iter()
+        .map(|t| t.delivery.timeout)
+        .chain(std::iter::once(wiring.defaults.timeout))
+        .max()
+        .unwrap_or_default();
+    i64::try_from(longest.as_millis()).unwrap_or(i64::MAX / 4) + LEASE_SLACK_MS
 }
 
 fn describe(c: &Claimed) -> String {
@@ -177,9 +195,10 @@ fn start(wiring: &Wiring, c: Claimed) -> Result<InFlight, (Claimed, String, Stri
     }))
 }
 
-/// Dead-letter a delivery that could not even be attempted (no subscriber answer to record).
+/// Dead-letter a delivery that could not even be attempted (no subscriber answer to
+/// record), in the caller's transaction.
 fn dead_letter_unsent(
-    db: &Db,
+    tx: &Db,
     c: &Claimed,
     what: &str,
     reason: String,
@@ -193,21 +212,17 @@ fn dead_letter_unsent(
         knativeerrorcode: None,
         knativeerrordata: None,
     };
-    db::record_dead_letter(
-        db,
-        c.id,
-        &dl,
-        &AttemptRecord {
-            status: None,
-            error: None,
-            response: None,
-        },
-    )
+    let rec = AttemptRecord {
+        status: None,
+        error: None,
+        response: None,
+    };
+    db::record_dead_letter(tx, c.id, &dl, &rec)
 }
 
-/// Record one attempt's outcome on its row.
+/// Record one attempt's outcome on its row, in the caller's transaction.
 fn record(
-    db: &Db,
+    tx: &Db,
     wiring: &Wiring,
     c: &Claimed,
     outcome: Attempt,
@@ -217,7 +232,7 @@ fn record(
     let what = describe(c);
     let Some(trigger) = wiring.trigger(&c.trigger) else {
         let reason = format!("Trigger {} is no longer in the manifests", c.trigger);
-        return dead_letter_unsent(db, c, &what, reason, report);
+        return dead_letter_unsent(tx, c, &what, reason, report);
     };
     let described = policy::describe(&outcome);
     let rec = AttemptRecord {
@@ -240,7 +255,7 @@ fn record(
         Next::Delivered => {
             htaxi_shared::log!(crate::COMPONENT, corr, "delivered: {what}: {described}");
             report.delivered += 1;
-            db::record_delivered(db, c.id, &rec)
+            db::record_delivered(tx, c.id, &rec)
         }
         Next::RetryAfter(wait) => {
             htaxi_shared::log!(
@@ -251,12 +266,12 @@ fn record(
             );
             report.retried += 1;
             let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
-            db::record_retry(db, c.id, now_ms().saturating_add(wait_ms), &rec)
+            db::record_retry(tx, c.id, now_ms().saturating_add(wait_ms), &rec)
         }
         Next::DeadLetter(dl) => {
             htaxi_shared::log!(crate::COMPONENT, corr, "dead letter: {what}: {}", dl.reason);
             report.dead_lettered += 1;
-            db::record_dead_letter(db, c.id, &dl, &rec)
+            db::record_dead_letter(tx, c.id, &dl, &rec)
         }
     }
 }

@@ -31,7 +31,7 @@ pub struct ManifestError {
 }
 
 /// One Trigger, resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     pub name: String,
@@ -55,7 +55,7 @@ impl Trigger {
 }
 
 /// Everything the broker loaded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Wiring {
     /// The file that declared the `default` Broker, if any.
@@ -372,6 +372,13 @@ mod tests {
                 include_str!("../tests/fixtures/eventing/triggers.yaml"),
             ),
         ]
+    }
+
+    #[test]
+    fn a_loaded_wiring_survives_its_stored_json_copy() {
+        let w = load(&fixtures(), &fallback()).unwrap();
+        let json = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<Wiring>(&json).unwrap(), w);
     }
 
     #[test]

@@ -9,14 +9,14 @@
 //! - 2xx: delivered. 404, 408, 409, 429, 5xx, a timeout or a transport error: retried.
 //!   Any other status (400, 422, other 4xx, 1xx, 3xx): poison, dead-lettered at once.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Knative dead-letter extensions: `knativeerrordata` is capped at this many bytes.
 pub const ERROR_DATA_MAX_BYTES: usize = 1024;
 
 /// `spec.delivery.backoffPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackoffPolicy {
     Exponential,
@@ -35,16 +35,24 @@ impl BackoffPolicy {
 }
 
 /// A fully resolved delivery spec (trigger over broker over local fallbacks).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// Retries after the first attempt.
     pub retry: u32,
     pub backoff_policy: BackoffPolicy,
-    #[serde(rename = "backoffDelayMs", serialize_with = "as_millis")]
+    #[serde(
+        rename = "backoffDelayMs",
+        serialize_with = "as_millis",
+        deserialize_with = "from_millis"
+    )]
     pub backoff_delay: Duration,
     /// Per-attempt timeout.
-    #[serde(rename = "timeoutMs", serialize_with = "as_millis")]
+    #[serde(
+        rename = "timeoutMs",
+        serialize_with = "as_millis",
+        deserialize_with = "from_millis"
+    )]
     pub timeout: Duration,
     /// Where Knative would send dead letters (`Kind/name` or a URI); informational locally.
     pub dead_letter_sink: Option<String>,
@@ -52,6 +60,10 @@ pub struct Delivery {
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
+fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_millis)
 }
 
 /// A delivery spec as written in one manifest: every field optional.
