@@ -44,20 +44,23 @@ host:
 	$(CARGO) build -p spin-host --bins
 
 ## up: run the app on http://$(LISTEN) — real `spin up` if installed, else our host —
-## with the outbox PingSource stand-in and the broker's dispatcher loop beside it
+## with the outbox PingSource stand-in, the broker's dispatcher loop and the SQLite
+## keeper (one idle connection per database, so WAL survives between requests) beside it
 up: build
 	@if command -v spin >/dev/null 2>&1; then \
 	  echo "Using the Spin CLI: $$(spin --version)"; \
 	  scripts/local-ping.sh http://$(LISTEN) & ping=$$!; \
 	  scripts/local-dispatch.sh http://$(LISTEN) & dispatch=$$!; \
-	  trap "kill $$ping $$dispatch 2>/dev/null" EXIT INT TERM; \
+	  scripts/sqlite-keeper.py runtime-config.toml & keeper=$$!; \
+	  trap "kill $$ping $$dispatch $$keeper 2>/dev/null" EXIT INT TERM; \
 	  spin up --runtime-config-file runtime-config.toml --listen $(LISTEN); \
 	else \
 	  $(MAKE) --no-print-directory host && \
 	  echo "Spin CLI not found: running the project's Spin-compatible host ($(HOST_BIN))"; \
 	  scripts/local-ping.sh http://$(LISTEN) & ping=$$!; \
 	  scripts/local-dispatch.sh http://$(LISTEN) & dispatch=$$!; \
-	  trap "kill $$ping $$dispatch 2>/dev/null" EXIT INT TERM; \
+	  scripts/sqlite-keeper.py runtime-config.toml & keeper=$$!; \
+	  trap "kill $$ping $$dispatch $$keeper 2>/dev/null" EXIT INT TERM; \
 	  $(HOST_BIN) up --from spin.toml --runtime-config-file runtime-config.toml --listen $(LISTEN); \
 	fi
 

@@ -83,6 +83,8 @@ pub struct Saga {
     pub base: String,
     dir: tempfile::TempDir,
     variables: Vec<(String, String)>,
+    /// `scripts/sqlite-keeper.py`, as `make up` runs it: WAL survives between requests.
+    keeper: std::process::Child,
 }
 
 impl Saga {
@@ -102,7 +104,9 @@ impl Saga {
         );
         let app = launch(dir.path(), &vars).await?;
         let base = app.base_url();
+        let keeper = sqlite_keeper(dir.path())?;
         Ok(Saga {
+            keeper,
             app: Some(app),
             dispatcher: Some(dispatcher_loop(base.clone())),
             http: reqwest::Client::builder()
@@ -371,7 +375,20 @@ impl Drop for Saga {
         if let Some(d) = self.dispatcher.take() {
             d.abort();
         }
+        let _ = self.keeper.kill();
+        let _ = self.keeper.wait();
     }
+}
+
+/// `scripts/sqlite-keeper.py` over the app's databases in `dir` (see the script).
+fn sqlite_keeper(dir: &Path) -> Result<std::process::Child> {
+    let root = repo_root();
+    std::process::Command::new(root.join("scripts/sqlite-keeper.py"))
+        .arg(root.join("runtime-config.toml"))
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .context("starting scripts/sqlite-keeper.py")
 }
 
 /// How long one dispatch call of the harness's loop waits for new rows.
