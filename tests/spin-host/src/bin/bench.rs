@@ -73,6 +73,17 @@ impl Drop for Running {
 }
 
 impl Running {
+    /// CPU time (user + system) the app process has used so far, seconds.
+    fn cpu_secs(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.app.id())).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // /proc counts in USER_HZ, which Linux fixes at 100 for user space.
+        Some(ticks / 100.0)
+    }
+
     /// Peak resident set of the app process, MiB.
     fn peak_rss_mib(&self) -> Option<f64> {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.app.id())).ok()?;
@@ -291,6 +302,8 @@ struct Phase {
     polls: usize,
     /// Component invocations in the phase (host stats), if known.
     invocations: Option<u64>,
+    /// CPU seconds the app process spent in the phase (its companions excluded).
+    cpu_secs: Option<f64>,
     failed: usize,
 }
 
@@ -321,6 +334,7 @@ async fn saga_phase(
     first_rider: usize,
 ) -> Result<Phase> {
     let addr = app.addr;
+    let cpu_before = app.cpu_secs();
     let before = if app.stats {
         Some(total_invocations(addr).await?)
     } else {
@@ -384,6 +398,7 @@ async fn saga_phase(
         visible: vec![],
         polls: 0,
         invocations: None,
+        cpu_secs: None,
         failed: 0,
     };
     for w in workers {
@@ -395,6 +410,7 @@ async fn saga_phase(
         phase.failed += failed;
     }
     phase.secs = t.elapsed().as_secs_f64();
+    phase.cpu_secs = cpu_before.zip(app.cpu_secs()).map(|(a, b)| b - a);
     phase.sagas = phase.visible.len();
     for v in [&mut phase.post, &mut phase.get, &mut phase.visible] {
         v.sort();
@@ -405,6 +421,73 @@ async fn saga_phase(
         phase.invocations = Some(after.saturating_sub(before + phase.polls as u64 + 1));
     }
     Ok(phase)
+}
+
+/// The cost of one request of a kind, measured alone.
+struct Cost {
+    what: &'static str,
+    wall_ms: f64,
+    cpu_ms: Option<f64>,
+}
+
+/// One request at a time, per kind: what an instance costs, what opening its SQLite
+/// database adds (Spin opens a connection per instance), a Python (componentize-py)
+/// instance, and the rider's `POST /grabs` (grab, pay and two broker ingress calls; the
+/// dispatcher's deliveries run beside it and are counted too).
+async fn invocation_costs(app: &Running) -> Result<Vec<Cost>> {
+    let kinds: [(&'static str, &str, &str, usize); 5] = [
+        (
+            "Rust instance, no database (`POST /health/grab-status`: 405)",
+            "POST",
+            "/health/grab-status",
+            300,
+        ),
+        (
+            "Rust instance + opening its database (`GET /health/grab-status`)",
+            "GET",
+            "/health/grab-status",
+            300,
+        ),
+        (
+            "Rust instance + database + one read (`GET /grabStatuses/{id}`)",
+            "GET",
+            "/grabStatuses/00000000-0000-4000-8000-000000000000",
+            300,
+        ),
+        (
+            "Python instance + its database (`GET /health/notify`)",
+            "GET",
+            "/health/notify",
+            100,
+        ),
+        (
+            "`POST /grabs` (grab, pay, 2 ingress calls; deliveries beside it)",
+            "POST",
+            "/grabs",
+            50,
+        ),
+    ];
+    let mut c = Client::connect(app.addr).await?;
+    let mut out = vec![];
+    for (k, (what, method, path, n)) in kinds.into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(500)).await; // let deliveries settle
+        let cpu0 = app.cpu_secs();
+        let t = Instant::now();
+        for i in 0..n {
+            let body = (path == "/grabs").then(|| grab_body(800_000 + k * 1000 + i));
+            c.call(method, path, body.as_ref()).await?;
+        }
+        let wall_ms = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
+        let cpu_ms = cpu0
+            .zip(app.cpu_secs())
+            .map(|(a, b)| (b - a) * 1000.0 / n as f64);
+        out.push(Cost {
+            what,
+            wall_ms,
+            cpu_ms,
+        });
+    }
+    Ok(out)
 }
 
 /// The fixture app (3 components, the empty handler), as the ceiling's subject.
@@ -514,6 +597,7 @@ async fn main() -> Result<()> {
         rider += per_phase(c);
         phases.push(p);
     }
+    let costs = invocation_costs(&app).await?;
     let rss = app.peak_rss_mib();
     let runtime = app.runtime.clone();
     drop(app);
@@ -530,8 +614,8 @@ async fn main() -> Result<()> {
     println!("| concurrency 1 | {ceiling_1:.0} |");
     println!("| concurrency 32 | {ceiling_32:.0} |");
     println!();
-    println!("| riders | sagas | sagas/s | POST /grabs p50 / p99 ms | GET /grabStatuses/{{id}} p50 / p99 ms | POST → Allocated visible p50 / p99 ms | invocations/saga | share of ceiling | failed |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| riders | sagas | sagas/s | POST /grabs p50 / p99 ms | GET /grabStatuses/{{id}} p50 / p99 ms | POST → Allocated visible p50 / p99 ms | invocations/saga | share of ceiling | app CPU ms/saga (riders' polls incl.) | failed |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for p in &phases {
         let rate = p.sagas as f64 / p.secs;
         let (inv, share) = match p.invocations {
@@ -544,8 +628,12 @@ async fn main() -> Result<()> {
             }
             _ => ("n/a".to_owned(), "n/a".to_owned()),
         };
+        let cpu = match p.cpu_secs {
+            Some(c) if p.sagas > 0 => format!("{:.0}", 1000.0 * c / p.sagas as f64),
+            _ => "n/a".to_owned(),
+        };
         println!(
-            "| {} | {} | {rate:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {inv} | {share} | {} |",
+            "| {} | {} | {rate:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {inv} | {share} | {cpu} | {} |",
             p.concurrency,
             p.sagas,
             pct(&p.post, 0.5),
@@ -555,6 +643,17 @@ async fn main() -> Result<()> {
             pct(&p.visible, 0.5),
             pct(&p.visible, 0.99),
             p.failed
+        );
+    }
+    println!();
+    println!("| where a saga's CPU goes: one request, sequential | wall ms | app CPU ms |");
+    println!("|---|---|---|");
+    for c in &costs {
+        println!(
+            "| {} | {:.2} | {} |",
+            c.what,
+            c.wall_ms,
+            c.cpu_ms.map_or("n/a".to_owned(), |v| format!("{v:.2}"))
         );
     }
     println!();
