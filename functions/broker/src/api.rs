@@ -224,6 +224,7 @@ async fn deliver(ctx: &RequestContext, wait: Duration, what: &str) -> Handled {
 /// `GET /broker/triggers`: what the broker loaded.
 pub fn triggers(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "the broker's triggers")?;
     Ok(http::json(200, &wiring()?, ctx))
 }
 
@@ -240,6 +241,7 @@ fn limit(req: &Request) -> Result<i64, Refusal> {
 /// `GET /broker/events?status=pending|delivered|deadlettered&type=&limit=`.
 pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "the broker's events")?;
     let status = http::query_param(req, "status").filter(|s| !s.is_empty());
     if let Some(s) = &status {
         if ![db::PENDING, db::DELIVERED, db::DEAD_LETTERED].contains(&s.as_str()) {
@@ -258,6 +260,7 @@ pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
 /// `GET /broker/deadletters`.
 pub fn dead_letters(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "dead letters")?;
     let limit = limit(req)?;
     let db = open()?;
     Ok(http::json(200, &db::dead_letters(&db, limit)?, ctx))
@@ -273,6 +276,7 @@ fn delivery_id(raw: &str) -> Result<i64, Refusal> {
 /// `GET /broker/deadletters/{id}` (any delivery row, by id).
 pub fn dead_letter(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "dead letters")?;
     let id = delivery_id(raw_id)?;
     let db = open()?;
     let view =
@@ -284,6 +288,7 @@ pub fn dead_letter(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled
 /// queued as a fresh delivery (attempts reset), due now, for the dispatcher.
 pub fn redeliver(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
     only(req, Method::Post, "POST")?;
+    operator(req, "redelivering a dead letter")?;
     let id = delivery_id(raw_id)?;
     let db = open()?;
     let requeued = db.transaction(|tx| db::redeliver(tx, id, dispatch::now_ms()))?;
@@ -304,6 +309,13 @@ pub fn redeliver(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
         view.subscriber
     );
     Ok(http::json(202, &view, ctx))
+}
+
+/// Operator routes need an operator's bearer token (401 without a valid one, 403 for
+/// another role).
+fn operator(req: &Request, what: &str) -> Result<(), Refusal> {
+    htaxi_shared::auth::authenticate(req)?.operator(what)?;
+    Ok(())
 }
 
 /// `GET /health/broker`: 200 when the manifests load and the database opens.
