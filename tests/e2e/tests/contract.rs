@@ -61,9 +61,7 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
 
     let done = id_of(&s.request_grab("010-1000-0001", 15_000).await.unwrap());
     let alloc = s.allocation_of(&done).await.unwrap();
-    s.accept_and_complete(alloc["allocationId"].as_str().unwrap())
-        .await
-        .unwrap();
+    s.accept_and_complete(&alloc).await.unwrap();
     s.status_until(&done, "completed", |v| {
         v["grabStatus"] == json!("Completed")
     })
@@ -73,7 +71,8 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     let cancelled = id_of(&s.request_grab("010-1000-0002", 9_000).await.unwrap());
     s.allocation_of(&cancelled).await.unwrap();
     assert_eq!(
-        s.delete(&format!("/grabs/{cancelled}"))
+        s.rider("010-1000-0002")
+            .delete(&format!("/grabs/{cancelled}"))
             .await
             .unwrap()
             .status,
