@@ -473,7 +473,7 @@ mod tests {
         let t = encode(
             &Header::new(Algorithm::HS256),
             &claims("operator", "ops"),
-            &EncodingKey::from_secret(TEST_X.as_bytes()),
+            &EncodingKey::from_secret(TEST_X.as_bytes()).unwrap(),
         )
         .unwrap();
         assert!(matches!(check(&t), Err(AuthError::Invalid(_))));

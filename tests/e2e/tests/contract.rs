@@ -87,7 +87,12 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     // Busan: no taxi within the allocation radius.
     let mut far = grab_body("010-1000-0003", 8_000);
     far["startingPoint"] = json!({"lat": 35.1151, "lng": 129.0415, "name": "Busan Station"});
-    let failed = id_of(&s.post(&grab_path(), &far).await.unwrap());
+    let failed = id_of(
+        &s.rider("010-1000-0003")
+            .post(&grab_path(), &far)
+            .await
+            .unwrap(),
+    );
     s.status_until(&failed, "failed and refunded", |v| {
         v["allocationStatus"] == json!("Failed") && v["paymentStatus"] == json!("Refunded")
     })
