@@ -587,7 +587,13 @@ impl Cluster {
             broker_addr.to_string(),
         ];
         broker_args.extend(map_args.iter().cloned());
-        let mut broker_process = spawn("broker", &broker_args, &BTreeMap::new(), dir.path())?;
+        // The stand-in's operator routes verify tokens like every component's (auth_jwks is
+        // required); nothing here calls them, but Spin will not start without the variable.
+        let broker_env = BTreeMap::from([(
+            "SPIN_VARIABLE_AUTH_JWKS".to_owned(),
+            crate::tokens::TEST_JWKS.to_owned(),
+        )]);
+        let mut broker_process = spawn("broker", &broker_args, &broker_env, dir.path())?;
         let broker = format!("http://{broker_addr}");
         let ingress = tokio::spawn(serve_ingress(
             ingress,
