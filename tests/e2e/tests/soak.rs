@@ -47,7 +47,8 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
         headers.push(("idempotency-key", key.as_str()));
     }
     let path = grab_path();
-    let post = || s.rider(&phone).post_with(&path, &body, &headers);
+    let rider = s.rider(&phone);
+    let post = || rider.post_with(&path, &body, &headers);
     let a = if keyed {
         let (x, y) = futures::join!(post(), post());
         let (x, y) = (x.unwrap(), y.unwrap());
