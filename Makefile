@@ -45,9 +45,14 @@ host:
 
 ## up: run the app on http://$(LISTEN) — real `spin up` if installed, else our host —
 ## with the outbox PingSource stand-in, the broker's dispatcher loop and the SQLite
-## keeper (one idle connection per database, so WAL survives between requests) beside it
+## keeper (one idle connection per database, so WAL survives between requests) beside it,
+## and a new token signing key (scripts/token prints tokens for it)
 up: build
-	@if command -v spin >/dev/null 2>&1; then \
+	@# A throw-away token signing key per run (.spin/dev-auth/); its JWKS is the auth_jwks
+	@# variable, so `scripts/token` signs tokens this run accepts, and only this run.
+	@jwks="$$($(VENV)/bin/python scripts/mint_token.py --new-key)" && export SPIN_VARIABLE_AUTH_JWKS="$$jwks"; \
+	echo "Bearer tokens: scripts/token rider 010-1234-5678 | driver <taxiId> | operator"; \
+	if command -v spin >/dev/null 2>&1; then \
 	  echo "Using the Spin CLI: $$(spin --version)"; \
 	  scripts/local-ping.sh http://$(LISTEN) & ping=$$!; \
 	  scripts/local-dispatch.sh http://$(LISTEN) & dispatch=$$!; \

@@ -76,7 +76,7 @@ if [[ -n "${PAY_API_KEY:-}" ]]; then
   "$ROOT/scripts/knative-secrets.sh" | "$KUBECTL" apply -f -
 elif ! "$KUBECTL" -n "$NS" get secret htaxi-secrets htaxi-runtime-config >/dev/null 2>&1; then
   echo "knative-deploy: Secrets htaxi-secrets / htaxi-runtime-config missing in namespace $NS." >&2
-  echo "  Re-run with PAY_API_KEY=... (and SQLD_AUTH_TOKEN=...) set, or see knative/secrets/secret.example.yaml" >&2
+  echo "  Re-run with PAY_API_KEY=... AUTH_JWKS=... (and SQLD_AUTH_TOKEN=...) set, or see knative/secrets/secret.example.yaml" >&2
   exit 1
 fi
 "$KUBECTL" apply -f "$tmp/rendered.yaml"

@@ -6,11 +6,13 @@
 //!   handlers pass ids and time in, so every decision is unit-tested natively.
 //! - [`events`]: the event catalogue (types, emitters, payloads) and the [`events::Envelope`]
 //!   every event travels in, with deterministic ids.
+//! - [`auth`]: bearer JWT verification and the one [`auth::Principal`] handlers authorize.
 //! - [`cloudevent`]: the one CloudEvents codec (binary and structured in, binary out).
 //! - [`problem`]: the one error type, [`problem::ApiError`], mapped to problem+json.
 //! - [`platform`]: the thin Spin shell shared by every component: HTTP helpers, typed
 //!   variables, the SQLite migration runner, outbox, inbox and idempotency keys.
 
+pub mod auth;
 pub mod cloudevent;
 pub mod domain;
 pub mod events;

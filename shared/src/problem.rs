@@ -25,9 +25,14 @@ pub enum ApiError {
     /// The body is over the cap (413).
     #[error("request body over {limit} bytes")]
     PayloadTooLarge { limit: usize },
-    /// Missing or wrong credentials on an internal route (401).
-    #[error("unauthorized")]
-    Unauthorized,
+    /// Missing or refused credentials: no bearer token, a token that fails verification,
+    /// or a wrong service key (401 + `WWW-Authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A verified caller whose role may not do this (403). Someone else's resource is a
+    /// [`ApiError::NotFound`] instead, so its existence is not confirmed.
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing at this path, or no such resource (404).
     #[error("not found: {0}")]
     NotFound(String),
@@ -86,7 +91,8 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::Malformed(_) | ApiError::InvalidEvent(_) => 400,
-            ApiError::Unauthorized => 401,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
             ApiError::PaymentRejected(_) => 402,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
@@ -111,7 +117,8 @@ impl ApiError {
                 ("unsupported-media-type", "Unsupported media type", None)
             }
             ApiError::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large", None),
-            ApiError::Unauthorized => ("unauthorized", "Unauthorized", None),
+            ApiError::Unauthorized(_) => ("unauthorized", "Unauthorized", None),
+            ApiError::Forbidden(_) => ("forbidden", "Forbidden", None),
             ApiError::NotFound(_) => ("not-found", "Not found", None),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed", None),
             ApiError::Conflict(_) => ("conflict", "Conflict", None),
@@ -152,6 +159,9 @@ impl ApiError {
                 retry_after_secs, ..
             } => vec![("retry-after", retry_after_secs.to_string())],
             ApiError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_owned())],
+            ApiError::Unauthorized(_) => {
+                vec![("www-authenticate", r#"Bearer realm="htaxi""#.to_owned())]
+            }
             _ => Vec::new(),
         }
     }
@@ -207,6 +217,17 @@ mod tests {
         assert_eq!(e.status(), 409);
         assert_eq!(e.headers(), vec![("retry-after", "3".to_owned())]);
         assert!(e.problem(None).detail.contains("in progress"));
+    }
+
+    #[test]
+    fn an_unauthenticated_caller_is_told_to_bring_a_bearer_token() {
+        let e = ApiError::Unauthorized("a bearer token is required".into());
+        assert_eq!(e.status(), 401);
+        assert_eq!(
+            e.headers(),
+            vec![("www-authenticate", r#"Bearer realm="htaxi""#.to_owned())]
+        );
+        assert_eq!(ApiError::Forbidden("no".into()).status(), 403);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::db::{self, StoredAllocation};
 use crate::events::{flush_after_commit, record_all};
 use crate::COMPONENT;
+use htaxi_shared::auth;
 use htaxi_shared::domain::allocation::{
     decide_accept, decide_complete, register_taxi as decide_register, AcceptRide, AllocationError,
     CompleteRide, RegisterTaxi, RegisterTaxiDto, TaxiStatus,
@@ -33,16 +34,18 @@ pub fn domain_error(e: AllocationError) -> ApiError {
     }
 }
 
-/// `POST /taxis`: register a taxi → 201 + Location; a plate already registered → 409.
-/// An `Idempotency-Key` is claimed in the transaction that registers the taxi, so a
-/// retry, even one sent at the same time, answers the original 201.
+/// `POST /taxis`: a driver registers the taxi their token names → 201 + Location; a
+/// plate or taxi already registered → 409. An `Idempotency-Key` is claimed in the
+/// transaction that registers the taxi, so a retry, even one sent at the same time,
+/// answers the original 201.
 pub fn register_taxi(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
+    let proposed = who.driver("registering a taxi")?.clone();
     let config = Config::load()?;
-    let keyed = Keyed::from_request(REGISTER_SCOPE, req)?;
+    let keyed = Keyed::from_request(REGISTER_SCOPE, req)?.map(|k| k.owned_by(&who.subject()));
     let dto: RegisterTaxiDto = http::json_body(req)?;
     let cmd = RegisterTaxi::try_from(dto)?;
     let db = db::open()?;
-    let proposed = TaxiId::new_random();
     db.transaction(|tx| {
         let mut taxi_id = proposed.clone();
         if let Some(k) = &keyed {
@@ -58,6 +61,11 @@ pub fn register_taxi(ctx: &RequestContext, req: &Request) -> Result<Response, Ap
                     })?;
                 }
             }
+        }
+        if db::taxi(tx, &taxi_id)?.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "taxi {taxi_id} is already registered"
+            )));
         }
         let existing = db::taxi_by_num(tx, &cmd.taxi_num)?;
         let taxi =
@@ -79,8 +87,9 @@ pub fn register_taxi(ctx: &RequestContext, req: &Request) -> Result<Response, Ap
     })
 }
 
-/// `GET /taxis[?status=Available|Busy][&limit=]`: taxis by plate.
+/// `GET /taxis[?status=Available|Busy][&limit=]`: taxis by plate (operators).
 pub fn list_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    auth::authenticate(req)?.operator("listing taxis")?;
     let status = query_param(req, "status")
         .map(|s| {
             TaxiStatus::parse(s.trim())
@@ -92,37 +101,51 @@ pub fn list_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, ApiEr
     Ok(http::json(200, &db::list_taxis(&db, status, limit)?, ctx))
 }
 
-/// `GET /taxis/{id}`; unknown (or not a UUID) → 404.
-pub fn get_taxi(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+/// `GET /taxis/{id}`: its driver or an operator; unknown, not a UUID or another
+/// driver's → 404.
+pub fn get_taxi(ctx: &RequestContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
     let not_found = || ApiError::NotFound(format!("taxi {id}"));
     let id = TaxiId::parse(id).map_err(|_| not_found())?;
+    who.read_taxi(&id, not_found())?;
     let db = db::open()?;
     let taxi = db::taxi(&db, &id)?.ok_or_else(not_found)?;
     Ok(http::json(200, &taxi, ctx))
 }
 
 /// `GET /allocations?grabId=` (the grab's allocation, as a list of 0 or 1), or without
-/// `grabId` the most recent allocations (`?limit=`).
+/// `grabId` the most recent allocations (`?limit=`). A driver sees only their taxi's
+/// offers; an operator every taxi's.
 pub fn list_allocations(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
+    let only_taxi = who.allocations_listed()?;
     let grab = query_param(req, "grabId")
         .map(|g| GrabId::parse(g.trim()).map_err(|e| ApiError::invalid("grabId", e.to_string())))
         .transpose()?;
     let limit = http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
     let db = db::open()?;
-    let found: Vec<StoredAllocation> = match grab {
-        Some(g) => db::allocation_for_grab(&db, &g)?.into_iter().collect(),
-        None => db::recent_allocations(&db, limit)?,
+    let found: Vec<StoredAllocation> = match (grab, only_taxi) {
+        (Some(g), _) => db::allocation_for_grab(&db, &g)?.into_iter().collect(),
+        (None, Some(taxi)) => db::recent_allocations_of_taxi(&db, taxi, limit)?,
+        (None, None) => db::recent_allocations(&db, limit)?,
     };
-    let body: Vec<_> = found.into_iter().map(|s| s.allocation).collect();
+    let body: Vec<_> = found
+        .into_iter()
+        .map(|s| s.allocation)
+        .filter(|a| only_taxi.is_none_or(|t| *t == a.taxi_id))
+        .collect();
     Ok(http::json(200, &body, ctx))
 }
 
-/// `GET /allocations/{id}`; unknown (or not a UUID) → 404.
-pub fn get_allocation(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+/// `GET /allocations/{id}`: its taxi's driver or an operator; unknown, not a UUID or
+/// another taxi's → 404.
+pub fn get_allocation(ctx: &RequestContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
     let not_found = || ApiError::NotFound(format!("allocation {id}"));
     let id = AllocationId::parse(id).map_err(|_| not_found())?;
     let db = db::open()?;
     let found = db::allocation(&db, &id)?.ok_or_else(not_found)?;
+    who.read_taxi(&found.allocation.taxi_id, not_found())?;
     Ok(http::json(200, &found.allocation, ctx))
 }
 
@@ -137,12 +160,16 @@ pub enum DriverAction {
 
 /// A driver's accept or complete: decide, persist and enqueue the event in one transaction,
 /// answer 200 with the allocation. Repeating it answers 200 with nothing new; a step out of
-/// order (complete before accept, anything after a cancel) is 409; unknown → 404.
+/// order (complete before accept, anything after a cancel) is 409; unknown or another
+/// taxi's → 404. Only the allocated taxi's driver may.
 pub fn driver_action(
     ctx: &RequestContext,
+    req: &Request,
     id: &str,
     action: DriverAction,
 ) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
+    who.driver("a driver's action")?;
     let not_found = || ApiError::NotFound(format!("allocation {id}"));
     let id = AllocationId::parse(id).map_err(|_| not_found())?;
     let config = Config::load()?;
@@ -150,6 +177,7 @@ pub fn driver_action(
     let now = crate::now();
     let done = db.transaction(|tx| {
         let stored = db::allocation(tx, &id)?.ok_or_else(not_found)?;
+        who.own_taxi(&stored.allocation.taxi_id, not_found())?;
         let events = match action {
             DriverAction::Accept => decide_accept(&stored.allocation, AcceptRide { now }),
             DriverAction::Complete => decide_complete(&stored.allocation, CompleteRide { now }),

@@ -246,6 +246,18 @@ pub fn recent_allocations(db: &Db, limit: u32) -> anyhow::Result<Vec<StoredAlloc
     allocations(db, &sql, &[int(limit.into())])
 }
 
+/// The most recent allocations of one taxi (what its driver was offered), newest first.
+pub fn recent_allocations_of_taxi(
+    db: &Db,
+    taxi: &TaxiId,
+    limit: u32,
+) -> anyhow::Result<Vec<StoredAllocation>> {
+    let sql = format!(
+        "{ALLOCATION_COLUMNS} WHERE taxi_id = ? ORDER BY allocated_at DESC, allocation_id LIMIT ?"
+    );
+    allocations(db, &sql, &[text(taxi.as_str()), int(limit.into())])
+}
+
 // ------------------------------------------------------------------ per-grab state
 
 /// Everything allocate knows about a grab, for a decision.

@@ -41,17 +41,17 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
         (Method::Get, ["taxis"]) => api::list_taxis(ctx, req),
         (Method::Post, ["taxis"]) => api::register_taxi(ctx, req),
         (_, ["taxis"]) => Err(not_allowed("GET, POST")),
-        (Method::Get, ["taxis", id]) => api::get_taxi(ctx, id),
+        (Method::Get, ["taxis", id]) => api::get_taxi(ctx, req, id),
         (_, ["taxis", _]) => Err(not_allowed("GET")),
         (Method::Get, ["allocations"]) => api::list_allocations(ctx, req),
         (_, ["allocations"]) => Err(not_allowed("GET")),
-        (Method::Get, ["allocations", id]) => api::get_allocation(ctx, id),
+        (Method::Get, ["allocations", id]) => api::get_allocation(ctx, req, id),
         (_, ["allocations", _]) => Err(not_allowed("GET")),
         (Method::Post, ["allocations", id, "accept"]) => {
-            api::driver_action(ctx, id, api::DriverAction::Accept)
+            api::driver_action(ctx, req, id, api::DriverAction::Accept)
         }
         (Method::Post, ["allocations", id, "complete"]) => {
-            api::driver_action(ctx, id, api::DriverAction::Complete)
+            api::driver_action(ctx, req, id, api::DriverAction::Complete)
         }
         (_, ["allocations", _, "accept" | "complete"]) => Err(not_allowed("POST")),
         (Method::Post, ["events", "allocate"]) => events::receive(ctx, req),

@@ -249,12 +249,14 @@ async fn deliver(ctx: &RequestContext, wait: Duration, what: &str) -> Handled {
 /// `GET /broker/triggers`: what the broker loaded.
 pub fn triggers(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "the broker's triggers")?;
     Ok(http::json(200, &fresh_wiring(&open()?)?, ctx))
 }
 
 /// `GET /broker/events?status=pending|delivered|deadlettered&type=&limit=`.
 pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "the broker's events")?;
     let status = http::query_param(req, "status").filter(|s| !s.is_empty());
     if let Some(s) = &status {
         if ![db::PENDING, db::DELIVERED, db::DEAD_LETTERED].contains(&s.as_str()) {
@@ -273,6 +275,7 @@ pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
 /// `GET /broker/deadletters`.
 pub fn dead_letters(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "dead letters")?;
     let limit = i64::from(http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?);
     let db = open()?;
     Ok(http::json(200, &db::dead_letters(&db, limit)?, ctx))
@@ -288,6 +291,7 @@ fn delivery_id(raw: &str) -> Result<i64, Refusal> {
 /// `GET /broker/deadletters/{id}` (any delivery row, by id).
 pub fn dead_letter(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
     only(req, Method::Get, "GET")?;
+    operator(req, "dead letters")?;
     let id = delivery_id(raw_id)?;
     let db = open()?;
     let view =
@@ -299,6 +303,7 @@ pub fn dead_letter(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled
 /// queued as a fresh delivery (attempts reset), due now, for the dispatcher.
 pub fn redeliver(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
     only(req, Method::Post, "POST")?;
+    operator(req, "redelivering a dead letter")?;
     let id = delivery_id(raw_id)?;
     let db = open()?;
     let requeued = db.transaction(|tx| db::redeliver(tx, id, dispatch::now_ms()))?;
@@ -319,6 +324,13 @@ pub fn redeliver(ctx: &RequestContext, req: &Request, raw_id: &str) -> Handled {
         view.subscriber
     );
     Ok(http::json(202, &view, ctx))
+}
+
+/// Operator routes need an operator's bearer token (401 without a valid one, 403 for
+/// another role).
+fn operator(req: &Request, what: &str) -> Result<(), Refusal> {
+    htaxi_shared::auth::authenticate(req)?.operator(what)?;
+    Ok(())
 }
 
 /// `GET /health/broker`: 200 when the manifests load and the database opens.

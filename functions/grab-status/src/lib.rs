@@ -26,7 +26,7 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (req.method(), path.as_slice()) {
         (Method::Get, ["grabStatuses"]) => api::list(ctx, req),
-        (Method::Get, ["grabStatuses", id]) => api::get(ctx, id),
+        (Method::Get, ["grabStatuses", id]) => api::get(ctx, req, id),
         (_, ["grabStatuses"] | ["grabStatuses", _]) => {
             Err(ApiError::MethodNotAllowed { allow: "GET" })
         }

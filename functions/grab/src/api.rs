@@ -6,6 +6,7 @@ use crate::db;
 use crate::pay_client;
 use crate::COMPONENT;
 use chrono::Utc;
+use htaxi_shared::auth::{self, Principal};
 use htaxi_shared::domain::grab::{
     self, secs_ceil, Admission, Breaker, Grab, GrabError, GrabStatus, PayOutcome, RequestGrab,
     RequestGrabDto,
@@ -92,11 +93,18 @@ enum Begun {
 /// stores nothing). With `Idempotency-Key` the key is reserved in the transaction that
 /// stores the grab: a duplicate while it runs is 409 + Retry-After, a retry after it
 /// finished replays its answer, and a retry after it died resumes the same grab.
+/// Riders only, for the phone number their token names (another number → 403).
 pub fn create_grab(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
+    who.rider("requesting a ride")?;
     let config = Config::load()?;
-    let keyed = Keyed::from_request(IDEMPOTENCY_SCOPE, req)?;
+    let keyed = Keyed::from_request(IDEMPOTENCY_SCOPE, req)?.map(|k| k.owned_by(&who.subject()));
     let dto: RequestGrabDto = http::json_body(req)?;
     let cmd = RequestGrab::try_from(dto)?;
+    who.own_ride(
+        &cmd.phone_number,
+        ApiError::Forbidden("a rider requests rides for their own phone number only".into()),
+    )?;
 
     let db = db::open()?;
     let (fresh, grab_requested) = grab::request(
@@ -277,21 +285,29 @@ fn parse_id(id: &str) -> Result<GrabId, ApiError> {
     GrabId::parse(id).map_err(|_| ApiError::NotFound(format!("grab {id}")))
 }
 
-/// `GET /grabs/{id}`: 404 if unknown or not a UUID.
-pub fn get_grab(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+/// `GET /grabs/{id}`: its rider or an operator; 404 if unknown, not a UUID or another
+/// rider's.
+pub fn get_grab(ctx: &RequestContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
     let id = parse_id(id)?;
     let db = db::open()?;
-    let g = db::find(&db, &id)?.ok_or_else(|| ApiError::NotFound(format!("grab {id}")))?;
+    let not_found = || ApiError::NotFound(format!("grab {id}"));
+    let g = db::find(&db, &id)?.ok_or_else(not_found)?;
+    who.read_ride(Some(&g.phone_number), not_found())?;
     Ok(http::json(200, &GrabView::from(&g), ctx))
 }
 
 /// `GET /grabs?phoneNumber=&limit=`: a rider's grabs, newest first (422 without a valid
-/// phone number or with a bad limit).
+/// phone number or with a bad limit). A rider lists their own (the token's number when
+/// none is given); an operator any rider's.
 pub fn list_grabs(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
-    let raw = http::query_param(req, "phoneNumber").ok_or_else(|| {
+    let who = auth::authenticate(req)?;
+    let asked = http::query_param(req, "phoneNumber")
+        .map(|raw| PhoneNumber::parse(&raw))
+        .transpose()?;
+    let phone = who.rides_listed(asked)?.ok_or_else(|| {
         ApiError::invalid("phoneNumber", "query parameter phoneNumber is required")
     })?;
-    let phone = PhoneNumber::parse(&raw)?;
     let limit = http::limit_param(req, LIST_DEFAULT, LIST_MAX)?;
     let db = db::open()?;
     let grabs = db::list_by_phone(&db, &phone, limit)?;
@@ -300,13 +316,18 @@ pub fn list_grabs(ctx: &RequestContext, req: &Request) -> Result<Response, ApiEr
 }
 
 /// `DELETE /grabs/{id}`: cancel before the ride starts (204, also when already
-/// cancelled); 409 once started, rejected or failed; 404 if unknown.
-pub fn cancel_grab(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+/// cancelled); 409 once started, rejected or failed; 404 if unknown or another rider's.
+/// Its rider only.
+pub fn cancel_grab(ctx: &RequestContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
+    who.rider("cancelling a ride")?;
     let config = Config::load()?;
     let id = parse_id(id)?;
     let db = db::open()?;
+    let not_found = || ApiError::NotFound(format!("grab {id}"));
     let emitted = db.transaction(|tx| -> Result<usize, ApiError> {
-        let current = db::find(tx, &id)?.ok_or_else(|| ApiError::NotFound(format!("grab {id}")))?;
+        let current = db::find(tx, &id)?.ok_or_else(not_found)?;
+        who.own_ride(&current.phone_number, not_found())?;
         let events = grab::decide_cancel(&current, Utc::now()).map_err(|e| match e {
             GrabError::RideAlreadyStarted | GrabError::NothingToCancel(_) => {
                 ApiError::Conflict(e.to_string())
@@ -406,15 +427,25 @@ struct BreakerView {
     last_failure_at: Option<String>,
 }
 
-/// `GET /health/grab`: 200 once the config reads and the database migrates, with the
-/// pay breaker's state. Stays 200 when the breaker is open: pay being down must not get
-/// grab restarted.
+/// `GET /health/grab`: 200 once the config reads and the database migrates; open to the
+/// platform's probes. With an operator's token it adds the pay breaker's state and last
+/// failure. Stays 200 when the breaker is open: pay being down must not get grab restarted.
 pub fn health(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
     if !matches!(req.method(), Method::Get | Method::Head) {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" });
     }
     let config = Config::load()?;
     let db = db::open()?;
+    if !matches!(
+        auth::authenticate_optional(req),
+        Ok(Some(Principal::Operator))
+    ) {
+        return Ok(http::json(
+            200,
+            &serde_json::json!({ "status": "ok", "component": COMPONENT }),
+            ctx,
+        ));
+    }
     let b = db::load_breaker(&db)?;
     let now = now_ms();
     let view = BreakerView {

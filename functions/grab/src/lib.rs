@@ -36,8 +36,8 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
             _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         },
         ["grabs", id] => match method {
-            Method::Get => api::get_grab(ctx, id),
-            Method::Delete => api::cancel_grab(ctx, id),
+            Method::Get => api::get_grab(ctx, req, id),
+            Method::Delete => api::cancel_grab(ctx, req, id),
             _ => Err(ApiError::MethodNotAllowed {
                 allow: "GET, DELETE",
             }),

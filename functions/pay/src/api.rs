@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::db;
 use crate::COMPONENT;
 use chrono::Utc;
+use htaxi_shared::auth;
 use htaxi_shared::domain::payment::{
     self, Payment, PaymentError, PaymentStatus, RequestPayment, RequestPaymentDto,
 };
@@ -113,7 +114,8 @@ fn payment_answer(ctx: &RequestContext, p: &Payment, replayed: bool) -> Result<R
 }
 
 /// `GET /payments/{id}`: 404 if unknown or not a UUID.
-pub fn get_payment(ctx: &RequestContext, id: &str) -> Result<Response, ApiError> {
+pub fn get_payment(ctx: &RequestContext, req: &Request, id: &str) -> Result<Response, ApiError> {
+    auth::authenticate(req)?.operator("reading payments")?;
     let not_found = || ApiError::NotFound(format!("payment {id}"));
     let id = PaymentId::parse(id).map_err(|_| not_found())?;
     let db = db::open()?;
@@ -124,6 +126,7 @@ pub fn get_payment(ctx: &RequestContext, id: &str) -> Result<Response, ApiError>
 /// `GET /payments?grabId=`: the grab's payment (one per grab); 404 if none, 422 without
 /// a valid `grabId`.
 pub fn find_payment(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    auth::authenticate(req)?.operator("reading payments")?;
     let raw = http::query_param(req, "grabId")
         .ok_or_else(|| ApiError::invalid("grabId", "query parameter grabId is required"))?;
     let grab_id = GrabId::parse(&raw).map_err(|e| ApiError::invalid("grabId", e.to_string()))?;
@@ -156,15 +159,14 @@ pub fn flush_after_commit(ctx: &RequestContext, db: &Db, config: &Config) {
 
 /// Check `Authorization: Bearer <key>` in constant time; 401 otherwise.
 fn authorize(req: &Request, key: &str) -> Result<(), ApiError> {
-    let given = http::header(req, "authorization").unwrap_or_default();
-    let token = given
-        .strip_prefix("Bearer ")
-        .or_else(|| given.strip_prefix("bearer "))
-        .unwrap_or("");
+    let given = http::header(req, "authorization");
+    let token = auth::bearer(given.as_deref()).unwrap_or("");
     if constant_time_eq(token.as_bytes(), key.as_bytes()) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized)
+        Err(ApiError::Unauthorized(
+            "the pay service key is required".into(),
+        ))
     }
 }
 

@@ -33,7 +33,7 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
             _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
         },
         ["payments", id] => match method {
-            Method::Get => api::get_payment(ctx, id),
+            Method::Get => api::get_payment(ctx, req, id),
             _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
         },
         ["events", "pay"] => match method {

@@ -180,6 +180,33 @@ impl PhoneNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether both name the same line: `010-1234-5678` is `01012345678`.
+    pub fn same_number(&self, other: &PhoneNumber) -> bool {
+        let digits = |p: &PhoneNumber| p.0.bytes().filter(u8::is_ascii_digit).collect::<Vec<_>>();
+        digits(self) == digits(other)
+    }
+
+    /// The number for logs: every digit but the first three and last four masked
+    /// (`010-****-5678`). Phone numbers never reach an info log unmasked.
+    pub fn masked(&self) -> String {
+        let total = self.0.bytes().filter(u8::is_ascii_digit).count();
+        let mut seen = 0;
+        self.0
+            .chars()
+            .map(|c| {
+                if !c.is_ascii_digit() {
+                    return c;
+                }
+                seen += 1;
+                if seen <= 3 || seen > total.saturating_sub(4) {
+                    c
+                } else {
+                    '*'
+                }
+            })
+            .collect()
+    }
 }
 
 impl TryFrom<String> for PhoneNumber {
@@ -204,6 +231,23 @@ impl fmt::Display for PhoneNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_phone_number_keeps_only_its_prefix_and_last_four_digits() {
+        let p = PhoneNumber::parse("010-1234-5678").unwrap();
+        assert_eq!(p.masked(), "010-****-5678");
+        assert_eq!(
+            PhoneNumber::parse("01012345678").unwrap().masked(),
+            "010****5678"
+        );
+    }
+
+    #[test]
+    fn dashes_do_not_make_a_different_number() {
+        let a = PhoneNumber::parse("010-1234-5678").unwrap();
+        assert!(a.same_number(&PhoneNumber::parse("01012345678").unwrap()));
+        assert!(!a.same_number(&PhoneNumber::parse("010-1234-5679").unwrap()));
+    }
 
     #[test]
     fn money_must_be_positive_and_bounded() {

@@ -187,6 +187,13 @@ impl Keyed {
             fingerprint: fingerprint(req),
         }))
     }
+
+    /// The same key scoped to one caller (an [`crate::auth::Principal::subject`]): equal
+    /// keys of two callers never meet, so one can neither replay nor block the other's.
+    pub fn owned_by(mut self, owner: &str) -> Keyed {
+        self.key = format!("{owner}:{}", self.key);
+        self
+    }
 }
 
 /// What the route does after [`claim`].

@@ -30,10 +30,13 @@ pub fn logged_as_binary(ev: &Value) -> (Vec<(String, String)>, Vec<u8>) {
 }
 
 impl Saga {
-    /// The driver accepts the allocation, then drops the rider off (RideStarted, RideCompleted).
-    pub async fn accept_and_complete(&self, allocation_id: &str) -> Result<()> {
+    /// The allocation's driver accepts it, then drops the rider off (RideStarted,
+    /// RideCompleted). `allocation` is allocate's answer (it names the taxi).
+    pub async fn accept_and_complete(&self, allocation: &serde_json::Value) -> Result<()> {
+        let allocation_id = allocation["allocationId"].as_str().unwrap_or_default();
         for step in ["accept", "complete"] {
             let r = self
+                .driver_of(allocation)
                 .post_raw(&format!("/allocations/{allocation_id}/{step}"), b"", &[])
                 .await?;
             if r.status != 200 {

@@ -6,6 +6,11 @@
 //! The wasm components must be built first (`make build`); [`Saga::start`] says so clearly
 //! when they are missing.
 //!
+//! Every request carries a bearer token minted with the test key ([`tokens`]): the plain
+//! helpers ([`Saga::get`], [`Saga::post`], ...) act as an operator (who may read every
+//! list, the way the invariant checks look at the system); [`Saga::rider`],
+//! [`Saga::driver`] and [`Saga::anonymous`] act as someone else.
+//!
 //! Like `make up`, a started app has the broker's dispatcher loop beside it (a task
 //! calling `POST /broker/dispatch` back to back), and the host runs in its strict
 //! post-response mode (a guest is aborted once its answer is sent, as on Spin main), so
@@ -21,7 +26,10 @@ use std::time::{Duration, Instant};
 
 pub mod contract;
 pub mod deliver;
+pub use spin_host::tokens;
 pub mod topology;
+
+pub use tokens::Who;
 
 /// The repository root (this crate lives in `tests/e2e`).
 pub fn repo_root() -> PathBuf {
@@ -96,7 +104,10 @@ impl Saga {
     /// Start the whole app with extra variable values (`SPIN_VARIABLE_*` equivalents).
     pub async fn start_with(variables: Vec<(&str, &str)>) -> Result<Saga> {
         let dir = tempfile::tempdir()?;
-        let mut vars: Vec<(String, String)> = vec![("pay_api_key".into(), TEST_PAY_KEY.into())];
+        let mut vars: Vec<(String, String)> = vec![
+            ("pay_api_key".into(), TEST_PAY_KEY.into()),
+            ("auth_jwks".into(), tokens::TEST_JWKS.into()),
+        ];
         vars.extend(
             variables
                 .into_iter()
@@ -165,7 +176,38 @@ impl Saga {
         self.app().faults().clear_all();
     }
 
-    /// Send a request and read the answer.
+    /// Requests as `who`, with a valid token.
+    pub fn as_(&self, who: Who) -> Caller<'_> {
+        self.with_token(Some(tokens::mint(who)))
+    }
+
+    /// Requests as the rider of `phone`.
+    pub fn rider(&self, phone: &str) -> Caller<'_> {
+        self.as_(Who::Rider(phone.to_owned()))
+    }
+
+    /// Requests as the driver of taxi `taxi_id`.
+    pub fn driver(&self, taxi_id: &str) -> Caller<'_> {
+        self.as_(Who::Driver(taxi_id.to_owned()))
+    }
+
+    /// Requests as the driver of the taxi an allocation (a JSON answer) names.
+    pub fn driver_of(&self, allocation: &Value) -> Caller<'_> {
+        self.driver(allocation["taxiId"].as_str().unwrap_or_default())
+    }
+
+    /// Requests with no token at all.
+    pub fn anonymous(&self) -> Caller<'_> {
+        self.with_token(None)
+    }
+
+    /// Requests with this bearer token (or none).
+    pub fn with_token(&self, token: Option<String>) -> Caller<'_> {
+        Caller { saga: self, token }
+    }
+
+    /// Send a request as an operator and read the answer. An `authorization` header in
+    /// `headers` (pay's service key) replaces the token.
     pub async fn send(
         &self,
         method: reqwest::Method,
@@ -173,63 +215,51 @@ impl Saga {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Answer> {
-        send(
-            &self.http,
-            method,
-            &format!("{}{}", self.base, path),
-            headers,
-            body,
-        )
-        .await
+        self.as_(Who::Operator)
+            .send(method, path, headers, body)
+            .await
     }
 
-    /// `GET path`.
+    /// `GET path` as an operator.
     pub async fn get(&self, path: &str) -> Result<Answer> {
-        self.send(reqwest::Method::GET, path, &[], None).await
+        self.as_(Who::Operator).get(path).await
     }
 
-    /// `POST path` with a JSON body.
+    /// `POST path` with a JSON body, as an operator.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Answer> {
-        self.post_with(path, body, &[]).await
+        self.as_(Who::Operator).post(path, body).await
     }
 
-    /// `POST path` with a JSON body and extra headers.
+    /// `POST path` with a JSON body and extra headers, as an operator.
     pub async fn post_with(
         &self,
         path: &str,
         body: &Value,
         headers: &[(&str, &str)],
     ) -> Result<Answer> {
-        let mut h = vec![("content-type", "application/json")];
-        h.extend_from_slice(headers);
-        self.send(
-            reqwest::Method::POST,
-            path,
-            &h,
-            Some(serde_json::to_vec(body)?),
-        )
-        .await
+        self.as_(Who::Operator).post_with(path, body, headers).await
     }
 
-    /// `POST path` with raw bytes and headers.
+    /// `POST path` with raw bytes and headers, as an operator.
     pub async fn post_raw(
         &self,
         path: &str,
         body: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<Answer> {
-        self.send(reqwest::Method::POST, path, headers, Some(body.to_vec()))
-            .await
+        self.as_(Who::Operator).post_raw(path, body, headers).await
     }
 
-    /// `DELETE path`.
+    /// `DELETE path` as an operator.
     pub async fn delete(&self, path: &str) -> Result<Answer> {
-        self.send(reqwest::Method::DELETE, path, &[], None).await
+        self.as_(Who::Operator).delete(path).await
     }
 
-    /// Register a taxi; returns its id.
+    /// A new taxi's driver registers it; returns its id (the one the driver's token names).
     pub async fn register_taxi(&self, taxi_num: &str, lat: f64, lng: f64) -> Result<String> {
+        let taxi_id = uuid();
         let a = self
+            .driver(&taxi_id)
             .post(
                 "/taxis",
                 &json!({"taxiNum": taxi_num, "location": {"lat": lat, "lng": lng}}),
@@ -241,9 +271,11 @@ impl Saga {
         Ok(a.body["taxiId"].as_str().context("taxiId")?.to_owned())
     }
 
-    /// Request a ride from near Seoul Station; returns the answer.
+    /// The rider of `phone` requests a ride from near Seoul Station; returns the answer.
     pub async fn request_grab(&self, phone: &str, fee: i64) -> Result<Answer> {
-        self.post(&grab_path(), &grab_body(phone, fee)).await
+        self.rider(phone)
+            .post(&grab_path(), &grab_body(phone, fee))
+            .await
     }
 
     /// Everything the local PingSources would do, plus a broker flush: flush every outbox
@@ -366,6 +398,87 @@ impl Saga {
             Ok(inv) => Ok(inv),
             Err(_) => self.check_invariants(grab_ids).await,
         }
+    }
+}
+
+/// Requests to a running app on behalf of one caller (see [`Saga::as_`]).
+pub struct Caller<'a> {
+    saga: &'a Saga,
+    token: Option<String>,
+}
+
+impl Caller<'_> {
+    /// Send a request and read the answer. An `authorization` header in `headers`
+    /// replaces the caller's token.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer> {
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut h: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(b) = &bearer {
+            if !h
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            {
+                h.push(("authorization", b));
+            }
+        }
+        send(
+            &self.saga.http,
+            method,
+            &format!("{}{}", self.saga.base, path),
+            &h,
+            body,
+        )
+        .await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<Answer> {
+        self.send(reqwest::Method::GET, path, &[], None).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Answer> {
+        self.post_with(path, body, &[]).await
+    }
+
+    /// `POST path` with a JSON body and extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer> {
+        let mut h = vec![("content-type", "application/json")];
+        h.extend_from_slice(headers);
+        self.send(
+            reqwest::Method::POST,
+            path,
+            &h,
+            Some(serde_json::to_vec(body)?),
+        )
+        .await
+    }
+
+    /// `POST path` with raw bytes and headers.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Answer> {
+        self.send(reqwest::Method::POST, path, headers, Some(body.to_vec()))
+            .await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Result<Answer> {
+        self.send(reqwest::Method::DELETE, path, &[], None).await
     }
 }
 

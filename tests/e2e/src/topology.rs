@@ -102,6 +102,7 @@ fn rendered_secrets(pay_api_key: &str) -> Result<Vec<Object>> {
     let out = Command::new("scripts/knative-secrets.sh")
         .current_dir(repo_root())
         .env("PAY_API_KEY", pay_api_key)
+        .env("AUTH_JWKS", crate::tokens::TEST_JWKS)
         .env_remove("SQLD_AUTH_TOKEN")
         .env_remove("SQLD_JWT_PUBLIC_KEY")
         .output()
@@ -586,7 +587,13 @@ impl Cluster {
             broker_addr.to_string(),
         ];
         broker_args.extend(map_args.iter().cloned());
-        let mut broker_process = spawn("broker", &broker_args, &BTreeMap::new(), dir.path())?;
+        // The stand-in's operator routes verify tokens like every component's (auth_jwks is
+        // required); nothing here calls them, but Spin will not start without the variable.
+        let broker_env = BTreeMap::from([(
+            "SPIN_VARIABLE_AUTH_JWKS".to_owned(),
+            crate::tokens::TEST_JWKS.to_owned(),
+        )]);
+        let mut broker_process = spawn("broker", &broker_args, &broker_env, dir.path())?;
         let broker = format!("http://{broker_addr}");
         let ingress = tokio::spawn(serve_ingress(
             ingress,
@@ -643,7 +650,22 @@ impl Cluster {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Answer> {
-        let mut headers = vec![];
+        self.call_as(crate::Who::Operator, method, service, path, body)
+            .await
+    }
+
+    /// [`Cluster::call`] as `who` (a bearer token minted with the test key, which the
+    /// rendered Secret's JWKS holds).
+    pub async fn call_as(
+        &self,
+        who: crate::Who,
+        method: reqwest::Method,
+        service: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
+        let bearer = format!("Bearer {}", crate::tokens::mint(who));
+        let mut headers = vec![("authorization", bearer.as_str())];
         let body = match body {
             Some(b) => {
                 headers.push(("content-type", "application/json"));

@@ -281,10 +281,19 @@ fn cases() -> Vec<Case> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_route_refuses_bad_input_with_problem_json_and_changes_nothing() {
     let s = Saga::start().await.unwrap();
+    let driver = uuid();
     let mut failures = Vec::new();
     for c in cases() {
         let method = reqwest::Method::from_bytes(c.method.as_bytes()).unwrap();
+        // The bad input comes from someone allowed on the route, so it is the input that
+        // is refused, not the caller (tests/e2e/tests/authorization.rs covers callers).
+        let who = match c.path.split('/').nth(1) {
+            Some("grabs") => Who::Rider("010-1234-5678".into()),
+            Some("taxis" | "allocations") => Who::Driver(driver.clone()),
+            _ => Who::Operator,
+        };
         let a = s
+            .as_(who)
             .send(method, &c.path, &c.headers, Some(c.body.clone()))
             .await
             .unwrap();
@@ -411,11 +420,16 @@ async fn a_422_names_the_field_the_client_got_wrong() {
         ),
     ];
     for (body, want) in cases {
-        let a = s.post("/grabs", &body).await.unwrap();
+        let a = s
+            .rider("010-1234-5678")
+            .post("/grabs", &body)
+            .await
+            .unwrap();
         a.assert_problem(422);
         assert_eq!(a.body["field"], json!(want), "{body}: {}", a.text);
     }
     let taxi = s
+        .driver(&uuid())
         .post(
             "/taxis",
             &json!({"taxiNum": "서울10가1000", "location": {"lat": 37.5}}),

@@ -61,9 +61,7 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
 
     let done = id_of(&s.request_grab("010-1000-0001", 15_000).await.unwrap());
     let alloc = s.allocation_of(&done).await.unwrap();
-    s.accept_and_complete(alloc["allocationId"].as_str().unwrap())
-        .await
-        .unwrap();
+    s.accept_and_complete(&alloc).await.unwrap();
     s.status_until(&done, "completed", |v| {
         v["grabStatus"] == json!("Completed")
     })
@@ -73,7 +71,8 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     let cancelled = id_of(&s.request_grab("010-1000-0002", 9_000).await.unwrap());
     s.allocation_of(&cancelled).await.unwrap();
     assert_eq!(
-        s.delete(&format!("/grabs/{cancelled}"))
+        s.rider("010-1000-0002")
+            .delete(&format!("/grabs/{cancelled}"))
             .await
             .unwrap()
             .status,
@@ -88,7 +87,12 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     // Busan: no taxi within the allocation radius.
     let mut far = grab_body("010-1000-0003", 8_000);
     far["startingPoint"] = json!({"lat": 35.1151, "lng": 129.0415, "name": "Busan Station"});
-    let failed = id_of(&s.post(&grab_path(), &far).await.unwrap());
+    let failed = id_of(
+        &s.rider("010-1000-0003")
+            .post(&grab_path(), &far)
+            .await
+            .unwrap(),
+    );
     s.status_until(&failed, "failed and refunded", |v| {
         v["allocationStatus"] == json!("Failed") && v["paymentStatus"] == json!("Refunded")
     })

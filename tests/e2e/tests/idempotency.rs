@@ -15,13 +15,14 @@ async fn grabs_of(s: &Saga, phone: &str) -> Vec<Value> {
 }
 
 async fn post_grab_with_key(s: &Saga, phone: &str, key: &str) -> Answer {
-    s.post_with(
-        &grab_path(),
-        &grab_body(phone, 15_000),
-        &[("idempotency-key", key)],
-    )
-    .await
-    .unwrap()
+    s.rider(phone)
+        .post_with(
+            &grab_path(),
+            &grab_body(phone, 15_000),
+            &[("idempotency-key", key)],
+        )
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -87,6 +88,7 @@ async fn a_rider_who_taps_six_times_at_once_gets_one_ride_and_one_charge() {
     assert_eq!(again.body["id"], json!(id));
     // The same key with another body is refused and stores nothing.
     let other = s
+        .rider(PHONE)
         .post_with(
             &grab_path(),
             &grab_body(PHONE, 16_000),
@@ -191,8 +193,9 @@ async fn a_503_releases_the_key_so_a_retry_really_retries() {
 async fn a_driver_who_registers_twice_at_once_gets_one_taxi() {
     let s = Saga::start().await.unwrap();
     let body = json!({"taxiNum": "서울73하7300", "location": {"lat": 37.556, "lng": 126.972}});
+    let driver = s.driver(&uuid());
     let answers = join_all(
-        (0..5).map(|_| s.post_with("/taxis", &body, &[("idempotency-key", "taxi-key-1")])),
+        (0..5).map(|_| driver.post_with("/taxis", &body, &[("idempotency-key", "taxi-key-1")])),
     )
     .await;
     let mut ids = Vec::new();
@@ -219,19 +222,33 @@ async fn an_expired_key_is_forgotten() {
     let first = json!({"taxiNum": "서울74거7400", "location": {"lat": 37.556, "lng": 126.972}});
     let second = json!({"taxiNum": "서울74거7401", "location": {"lat": 37.556, "lng": 126.972}});
     let key = [("idempotency-key", "taxi-key-2")];
+    let driver = s.driver(&uuid());
     assert_eq!(
-        s.post_with("/taxis", &first, &key).await.unwrap().status,
+        driver
+            .post_with("/taxis", &first, &key)
+            .await
+            .unwrap()
+            .status,
         201
     );
-    s.post_with("/taxis", &second, &key)
+    driver
+        .post_with("/taxis", &second, &key)
         .await
         .unwrap()
         .assert_problem(422);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     // The periodic tick sweeps it; either way an expired key names nothing any more.
     s.flush_all().await.unwrap();
-    let again = s.post_with("/taxis", &second, &key).await.unwrap();
-    assert_eq!(again.status, 201, "{}", again.text);
+    // Another driver's equal key never met this one; this driver's is forgotten, so the
+    // request is judged anew (their taxi is registered already: 409, not a 422 mismatch).
+    let again = driver.post_with("/taxis", &second, &key).await.unwrap();
+    again.assert_problem(409);
     assert!(again.header("idempotent-replayed").is_none());
-    assert_eq!(again.body["taxiNum"], json!("서울74거7401"));
+    let other = s
+        .driver(&uuid())
+        .post_with("/taxis", &second, &key)
+        .await
+        .unwrap();
+    assert_eq!(other.status, 201, "{}", other.text);
+    assert_eq!(other.body["taxiNum"], json!("서울74거7401"));
 }

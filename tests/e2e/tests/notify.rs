@@ -50,9 +50,7 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
     assert_eq!(a.status, 201, "{}", a.text);
     let grab = a.body["id"].as_str().unwrap().to_owned();
     let alloc = s.allocation_of(&grab).await.unwrap();
-    s.accept_and_complete(alloc["allocationId"].as_str().unwrap())
-        .await
-        .unwrap();
+    s.accept_and_complete(&alloc).await.unwrap();
 
     let rider_path = format!("/notifications?phoneNumber={RIDER}");
     let driver_path = format!("/notifications?taxiId={taxi}");

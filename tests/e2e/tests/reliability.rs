@@ -361,11 +361,16 @@ async fn a_cancel_that_races_the_drivers_drop_off_still_wins_and_refunds() {
     let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
     // The rider cancels; grab accepts it, but the news is held up on its way to allocate.
     let down = s.fault(fault("broker", Fault::Respond { status: 503 }, None));
-    let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
+    let d = s
+        .rider(PHONE)
+        .delete(&format!("/grabs/{id}"))
+        .await
+        .unwrap();
     assert_eq!(d.status, 204, "{}", d.text);
     // Meanwhile the driver, who has not heard, picks the rider up and drops them off.
     for step in ["accept", "complete"] {
         let r = s
+            .driver(&taxi)
             .post_raw(&format!("/allocations/{alloc_id}/{step}"), b"", &[])
             .await
             .unwrap();
@@ -520,7 +525,10 @@ async fn every_event_delivered_one_to_five_times_concurrently_in_shuffled_order_
         ids.push(id);
     }
     settle(&s, &ids).await;
-    s.delete(&format!("/grabs/{}", ids[0])).await.unwrap();
+    s.rider("010-6000-0000")
+        .delete(&format!("/grabs/{}", ids[0]))
+        .await
+        .unwrap();
     settle(&s, &ids).await;
     let mut before = Vec::new();
     for id in &ids {

@@ -25,6 +25,7 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     let near = taxi_near_seoul_station(&s, "서울32저4703").await;
 
     let a = s
+        .rider(PHONE)
         .post_with(
             &grab_path(),
             &grab_body(PHONE, 15_000),
@@ -64,6 +65,7 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     let alloc = s.allocation_of(&id).await.unwrap();
     let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
     let accept = s
+        .driver_of(&alloc)
         .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
         .await
         .unwrap();
@@ -90,12 +92,27 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
     let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
     let complete = format!("/allocations/{alloc_id}/complete");
 
-    let early = s.post_raw(&complete, b"", &[]).await.unwrap();
+    let early = s
+        .driver_of(&alloc)
+        .post_raw(&complete, b"", &[])
+        .await
+        .unwrap();
     early.assert_problem(409);
     let accept = format!("/allocations/{alloc_id}/accept");
-    assert_eq!(s.post_raw(&accept, b"", &[]).await.unwrap().status, 200);
+    assert_eq!(
+        s.driver_of(&alloc)
+            .post_raw(&accept, b"", &[])
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     for _ in 0..2 {
-        let done = s.post_raw(&complete, b"", &[]).await.unwrap();
+        let done = s
+            .driver_of(&alloc)
+            .post_raw(&complete, b"", &[])
+            .await
+            .unwrap();
         assert_eq!(
             done.status, 200,
             "completing twice is one drop-off: {}",
@@ -103,7 +120,8 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
         );
         assert_eq!(done.body["status"], json!("Completed"));
     }
-    s.post_raw(&accept, b"", &[])
+    s.driver_of(&alloc)
+        .post_raw(&accept, b"", &[])
         .await
         .unwrap()
         .assert_problem(409);
@@ -122,7 +140,11 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
         "the fare stays charged"
     );
     s.grab_until(&id, "Completed").await.unwrap();
-    let cancel = s.delete(&format!("/grabs/{id}")).await.unwrap();
+    let cancel = s
+        .rider(PHONE)
+        .delete(&format!("/grabs/{id}"))
+        .await
+        .unwrap();
     cancel.assert_problem(409);
 
     // The same taxi takes the next rider.
@@ -196,7 +218,11 @@ async fn cancelling_before_allocation_refunds_and_never_allocates() {
     let a = s.request_grab(PHONE, 9_000).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_owned();
-    let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
+    let d = s
+        .rider(PHONE)
+        .delete(&format!("/grabs/{id}"))
+        .await
+        .unwrap();
     assert_eq!(d.status, 204, "{}", d.text);
     s.status_until(&id, "refund after cancel", is("paymentStatus", "Refunded"))
         .await
@@ -239,7 +265,11 @@ async fn cancelling_after_allocation_refunds_and_releases_the_taxi() {
     s.status_until(&id, "allocated", is("allocationStatus", "Allocated"))
         .await
         .unwrap();
-    let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
+    let d = s
+        .rider(PHONE)
+        .delete(&format!("/grabs/{id}"))
+        .await
+        .unwrap();
     assert_eq!(d.status, 204, "{}", d.text);
     let view = s
         .status_until(&id, "released and refunded", |v| {
@@ -252,7 +282,14 @@ async fn cancelling_after_allocation_refunds_and_releases_the_taxi() {
     let t = s.get(&format!("/taxis/{taxi}")).await.unwrap();
     assert_eq!(t.body["status"], json!("Available"), "{}", t.text);
     // Cancelling again is harmless.
-    assert_eq!(s.delete(&format!("/grabs/{id}")).await.unwrap().status, 204);
+    assert_eq!(
+        s.rider(PHONE)
+            .delete(&format!("/grabs/{id}"))
+            .await
+            .unwrap()
+            .status,
+        204
+    );
     s.converged(&[id]).await.unwrap();
 }
 
@@ -268,14 +305,16 @@ async fn cancelling_after_the_ride_started_is_refused_with_409() {
     let alloc = s.allocation_of(&id).await.unwrap();
     let alloc_id = alloc["allocationId"].as_str().unwrap();
     assert_eq!(
-        s.post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
+        s.driver_of(&alloc)
+            .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
             .await
             .unwrap()
             .status,
         200
     );
     s.grab_until(&id, "RideStarted").await.unwrap();
-    s.delete(&format!("/grabs/{id}"))
+    s.rider(PHONE)
+        .delete(&format!("/grabs/{id}"))
         .await
         .unwrap()
         .assert_problem(409);

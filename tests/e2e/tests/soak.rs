@@ -47,7 +47,8 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
         headers.push(("idempotency-key", key.as_str()));
     }
     let path = grab_path();
-    let post = || s.post_with(&path, &body, &headers);
+    let rider = s.rider(&phone);
+    let post = || rider.post_with(&path, &body, &headers);
     let a = if keyed {
         let (x, y) = futures::join!(post(), post());
         let (x, y) = (x.unwrap(), y.unwrap());
@@ -95,7 +96,11 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
         other => panic!("grab {i}: {other} {}", a.text),
     };
     if i.is_multiple_of(7) {
-        let d = s.delete(&format!("/grabs/{id}")).await.unwrap();
+        let d = s
+            .rider(&phone)
+            .delete(&format!("/grabs/{id}"))
+            .await
+            .unwrap();
         assert!(d.status == 204 || d.status == 409, "{}", d.text);
     }
     // Wait for a stable view; drivers accept every 3rd allocated ride and drop off every
@@ -108,6 +113,7 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
         if st == "Allocated" && i.is_multiple_of(3) && !accepted {
             if let Some(alloc) = v.body["allocationId"].as_str() {
                 let r = s
+                    .driver_of(&v.body)
                     .post_raw(&format!("/allocations/{alloc}/accept"), b"", &[])
                     .await
                     .unwrap();
@@ -119,6 +125,7 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
         if st == "RideStarted" && i.is_multiple_of(2) && !completed {
             if let Some(alloc) = v.body["allocationId"].as_str() {
                 let r = s
+                    .driver_of(&v.body)
                     .post_raw(&format!("/allocations/{alloc}/complete"), b"", &[])
                     .await
                     .unwrap();

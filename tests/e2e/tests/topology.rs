@@ -9,7 +9,7 @@
 
 use anyhow::{ensure, Context, Result};
 use e2e::topology::{Cluster, Overlay};
-use e2e::{grab_body, Answer};
+use e2e::{grab_body, uuid, Answer, Who};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -37,8 +37,10 @@ async fn view(c: &Cluster, grab_id: &str) -> Result<Value> {
 }
 
 async fn ride(c: &Cluster) -> Result<()> {
+    let driver = uuid();
     let taxi = c
-        .call(
+        .call_as(
+            Who::Driver(driver),
             Method::POST,
             "allocate",
             "/taxis",
@@ -57,7 +59,8 @@ async fn ride(c: &Cluster) -> Result<()> {
 
     // grab -> pay is a synchronous HTTP call from the grab process to the pay process.
     let grab = c
-        .call(
+        .call_as(
+            Who::Rider("010-1234-5678".into()),
             Method::POST,
             "grab",
             "/grabs",
@@ -94,7 +97,13 @@ async fn ride(c: &Cluster) -> Result<()> {
 
     // Cancel: GrabCancelled -> pay refunds, allocate releases the taxi, the view follows.
     let cancel = c
-        .call(Method::DELETE, "grab", &format!("/grabs/{id}"), None)
+        .call_as(
+            Who::Rider("010-1234-5678".into()),
+            Method::DELETE,
+            "grab",
+            &format!("/grabs/{id}"),
+            None,
+        )
         .await?;
     ensure!(
         cancel.status == 204,

@@ -510,11 +510,16 @@ fn services_scale_to_zero_unless_they_serve_the_synchronous_path() {
 }
 
 #[test]
-fn only_pay_is_cluster_local() {
+fn every_service_is_cluster_local_behind_the_one_httproute() {
     for svc in knative_services() {
         let vis = svc.str_at("/metadata/labels/networking.knative.dev~1visibility");
-        let expected = (svc.name() == "pay").then_some("cluster-local");
-        assert_eq!(vis, expected, "{}: visibility of {}", svc.file, svc.name());
+        assert_eq!(
+            vis,
+            Some("cluster-local"),
+            "{}: visibility of {}",
+            svc.file,
+            svc.name()
+        );
     }
 }
 
@@ -620,6 +625,14 @@ fn the_public_httproute_sends_each_path_to_the_component_that_owns_it() {
     }
     for want in ["/grabs", "/taxis", "/allocations", "/grabStatuses"] {
         assert!(exposed.contains(want), "HTTPRoute must route {want}");
+    }
+    for path in &exposed {
+        for internal in ["/events", "/outbox", "/payments", "/broker"] {
+            assert!(
+                !path.starts_with(internal),
+                "{path}: service-to-service routes are never public"
+            );
+        }
     }
 }
 

@@ -33,6 +33,7 @@ mod imports;
 pub mod manifest;
 mod outbound;
 pub mod routes;
+pub mod tokens;
 pub mod variables;
 
 pub use allowed_hosts::{service_chaining_target, AllowedHostsConfig};

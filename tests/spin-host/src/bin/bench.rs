@@ -30,6 +30,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use spin_host::tokens::{self, Who};
 
 fn root() -> PathBuf {
     std::path::absolute(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).expect("root")
@@ -209,6 +210,8 @@ async fn start(
 struct Client {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     addr: SocketAddr,
+    /// The bearer token sent with each request ([`Client::as_`]), if any.
+    token: Option<String>,
 }
 
 impl Client {
@@ -217,7 +220,18 @@ impl Client {
         stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        Ok(Client { sender, addr })
+        Ok(Client {
+            sender,
+            addr,
+            token: None,
+        })
+    }
+
+    /// Send the requests that follow as `who` (a token signed with the test key the bench
+    /// app trusts, as the e2e suites do).
+    fn as_(&mut self, who: Who) -> &mut Self {
+        self.token = Some(tokens::mint(who));
+        self
     }
 
     async fn call(
@@ -230,6 +244,9 @@ impl Client {
             .method(method)
             .uri(path)
             .header("host", self.addr.to_string());
+        if let Some(token) = &self.token {
+            b = b.header("authorization", format!("Bearer {token}"));
+        }
         let bytes = match body {
             Some(v) => {
                 b = b.header("content-type", "application/json");
@@ -307,9 +324,14 @@ struct Phase {
     failed: usize,
 }
 
+/// Rider `i`'s phone number.
+fn phone(i: usize) -> String {
+    format!("010-8{:03}-{:04}", (i / 10_000) % 1000, i % 10_000)
+}
+
 fn grab_body(i: usize) -> Value {
     json!({
-        "phoneNumber": format!("010-8{:03}-{:04}", (i / 10_000) % 1000, i % 10_000),
+        "phoneNumber": phone(i),
         "startingPoint": {"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"},
         "destination": {"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"},
         "estimatedFee": 15_000
@@ -355,6 +377,7 @@ async fn saga_phase(
                 if i >= max || Instant::now() >= deadline {
                     break;
                 }
+                c.as_(Who::Rider(phone(first_rider + i)));
                 let start = Instant::now();
                 let (status, body) = c
                     .json("POST", "/grabs", Some(&grab_body(first_rider + i)))
@@ -474,7 +497,9 @@ async fn invocation_costs(app: &Running) -> Result<Vec<Cost>> {
         let cpu0 = app.cpu_secs();
         let t = Instant::now();
         for i in 0..n {
-            let body = (path == "/grabs").then(|| grab_body(800_000 + k * 1000 + i));
+            let rider = 800_000 + k * 1000 + i;
+            c.as_(Who::Rider(phone(rider)));
+            let body = (path == "/grabs").then(|| grab_body(rider));
             c.call(method, path, body.as_ref()).await?;
         }
         let wall_ms = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
@@ -558,7 +583,10 @@ async fn main() -> Result<()> {
         &root().join("spin.toml"),
         &root().join("runtime-config.toml"),
         app_dir.path(),
-        &[("SPIN_VARIABLE_PAY_API_KEY", key)],
+        &[
+            ("SPIN_VARIABLE_PAY_API_KEY", key),
+            ("SPIN_VARIABLE_AUTH_JWKS", tokens::TEST_JWKS.to_owned()),
+        ],
         "/health/broker",
         true,
     )
@@ -578,7 +606,11 @@ async fn main() -> Result<()> {
             while i < taxis {
                 let body = json!({"taxiNum": format!("서울{:02}벤{:04}", i / 10_000, i % 10_000),
                     "location": {"lat": 37.50 + (i % 60) as f64 * 0.001, "lng": 126.95 + (i / 60) as f64 * 0.001}});
-                let (status, _) = c.call("POST", "/taxis", Some(&body)).await?;
+                let taxi_id = format!("00000000-0000-4000-8000-{i:012}");
+                let (status, _) = c
+                    .as_(Who::Driver(taxi_id))
+                    .call("POST", "/taxis", Some(&body))
+                    .await?;
                 anyhow::ensure!(status == 201, "registering a taxi: {status}");
                 registered.fetch_add(1, Ordering::Relaxed);
                 i += 16;
