@@ -11,7 +11,8 @@ PKG_FLAGS   = $(foreach c,$(1),-p $(c))
 # Python tooling (componentize-py for notify, pytest, the CloudEvents SDK for the contract
 # tests): pinned in functions/notify/requirements.txt, installed from PyPI into ./.venv.
 VENV        := .venv
-PY_REQS     := functions/notify/requirements.txt
+PY_REQS     := functions/notify/requirements.txt functions/notify/component-requirements.txt
+NOTIFY_SITE := target/notify-site
 NOTIFY_WASM := target/$(WASM_TARGET)/release/notify.wasm
 NOTIFY_SRC  := $(wildcard functions/notify/*.py functions/notify/migrations/*.sql functions/notify/wit/*.wit functions/notify/wit/deps/*/*.wit)
 # The pay API key is a secret: nothing ships a default. Locally, a random one per run.
@@ -30,14 +31,17 @@ build: setup notify
 	$(CARGO) build --target $(WASM_TARGET) --release $(call PKG_FLAGS,$(WASM_CRATES))
 
 $(VENV)/.installed: $(PY_REQS)
-	scripts/python-venv.sh $(VENV) $(PY_REQS)
+	scripts/python-venv.sh $(VENV) functions/notify/requirements.txt
 
 ## notify: the Python component, componentize-py straight from functions/notify/wit (rebuilt
 ## only when its sources change)
 notify: $(NOTIFY_WASM)
 $(NOTIFY_WASM): $(VENV)/.installed $(NOTIFY_SRC)
 	@mkdir -p $(dir $@)
-	$(VENV)/bin/componentize-py --quiet -d functions/notify/wit -w notify componentize app -p functions/notify -o $@
+	@rm -rf $(NOTIFY_SITE) && $(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps \
+	  --target $(NOTIFY_SITE) -r functions/notify/component-requirements.txt
+	$(VENV)/bin/componentize-py --quiet -d functions/notify/wit -w notify componentize app \
+	  -p functions/notify -p $(NOTIFY_SITE) -o $@
 
 ## host: the project's Spin-compatible host (used when the Spin CLI is not installed)
 host:

@@ -3,7 +3,8 @@ component with componentize-py; see wit/world.wit for all it may import).
 
 Owns the SQLite database `notify`; emits nothing. Routes:
   POST /events/notify       CloudEvents (binary or structured mode) from the broker's Triggers
-  GET  /notifications       ?phoneNumber= (a rider's) or ?taxiId= (a driver's), newest first
+  GET  /notifications       a bearer token's own (rider or driver), newest first; an operator
+                            names ?phoneNumber= (a rider's) or ?taxiId= (a driver's)
   GET  /health/notify       liveness / readiness
 
 Each handler reads: parse -> load -> decide (notifications.py) -> persist (store.py) -> respond.
@@ -12,10 +13,12 @@ Each handler reads: parse -> load -> decide (notifications.py) -> persist (store
 from __future__ import annotations
 
 import json
+import time
 import traceback
 import uuid
 from datetime import datetime, timezone
 
+import auth
 import notifications as core
 import spin_glue
 import store
@@ -23,6 +26,8 @@ from wit_world import exports
 
 PROBLEMS = {
     400: ("invalid-cloudevent", "Invalid CloudEvent"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "Payload too large"),
@@ -102,12 +107,34 @@ def receive_event(req: spin_glue.Request):
 
 
 def list_notifications(req: spin_glue.Request):
+    principal = authenticate(req)
     try:
-        who = core.recipient(req.query)
+        asked = core.recipient(req.query) if principal.role == auth.OPERATOR or _names_recipient(req.query) else None
     except core.BadQuery as b:
         raise Refused(422, f"{b.field}: {b.reason}", field=b.field) from None
-    rows = store.notifications_for(store.open_db(), who)
+    try:
+        audience, key = auth.listed(principal, (asked.audience, asked.key) if asked else None)
+    except auth.Forbidden as f:
+        raise Refused(403, str(f)) from None
+    rows = store.notifications_for(store.open_db(), core.Recipient(audience, key))
     return spin_glue.json_body(200, [core.view(n, ride, seq) for n, ride, seq in rows], [])
+
+
+def authenticate(req: spin_glue.Request) -> auth.Principal:
+    """The caller's verified principal (401 without one), by the auth_* variables."""
+    try:
+        token = auth.bearer(req.headers.get("authorization"))
+        keys = auth.keys_from_jwks(spin_glue.variable("auth_jwks"))
+        policy = auth.Policy(spin_glue.variable("auth_issuer"), spin_glue.variable("auth_audience"),
+                             int(spin_glue.variable("auth_leeway_secs")))
+        principal = auth.verify(token, keys, policy, int(time.time()))
+    except auth.Unauthorized as u:
+        raise Refused(401, str(u)) from None
+    return principal
+
+
+def _names_recipient(query: dict[str, list[str]]) -> bool:
+    return "phoneNumber" in query or "taxiId" in query
 
 
 def only(req: spin_glue.Request, *methods: str) -> None:
@@ -122,6 +149,8 @@ def problem(r: Refused, correlation: str):
     if r.field:
         body["field"] = r.field
     headers = [("content-type", "application/problem+json")]
+    if r.status == 401:
+        headers.append(("www-authenticate", 'Bearer realm="htaxi"'))
     if r.allow:
         headers.append(("allow", r.allow))
     return r.status, headers, json.dumps(body, ensure_ascii=False).encode()

@@ -1,5 +1,5 @@
 """The plumbing between notify and the WIT bindings componentize-py generates from wit/
-(wasi:http 0.2.0, spin:sqlite 3.0.0): read a request, send a response, run SQL and get rows
+(wasi:http 0.2.0, spin:sqlite 3.0.0, fermyon:spin/variables 2.0.0): read a request, send a response, run SQL and get rows
 back as dicts. No business logic here; nothing else imports the bindings.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
 
 from componentize_py_types import Err, Ok
-from wit_world.imports import sqlite, streams
+from wit_world.imports import sqlite, streams, variables
 from wit_world.imports.wasi_http_types import (
     Fields,
     IncomingBody,
@@ -102,6 +102,14 @@ def send(out: ResponseOutparam, status: int, headers: list[tuple[str, str]], bod
 def json_body(status: int, value: Any, headers: list[tuple[str, str]]) -> tuple[int, list, bytes]:
     """A JSON answer, as (status, headers, body)."""
     return status, [("content-type", "application/json"), *headers], json.dumps(value, ensure_ascii=False).encode()
+
+
+def variable(name: str) -> str:
+    """A Spin application variable of this component (spin.toml's [component.notify.variables])."""
+    try:
+        return variables.get(name)
+    except Err as e:
+        raise RuntimeError(f"variable {name}: {e.value}") from None
 
 
 def log(correlation: str, message: str) -> None:

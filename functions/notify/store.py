@@ -9,7 +9,7 @@ import os
 from typing import Optional
 
 from notifications import DRIVER, RIDER, Event, Notification, Recipient, Ride
-from spin_glue import Db
+from spin_glue import Db, log
 
 LABEL = "notify"
 
@@ -36,13 +36,28 @@ def _load_migrations() -> list[tuple[str, list[str]]]:
 MIGRATIONS = _load_migrations()
 
 
+# Spin sets no PRAGMAs (rollback journal, synchronous=FULL). As shared::platform::db does for
+# the Rust components: WAL once (recorded as a platform migration), synchronous=NORMAL on every
+# connection (Spin opens one per request). A database that refuses a PRAGMA (libSQL, in the
+# cluster) is noted once and works without it.
+WAL = "platform/wal"
+PRAGMAS_REFUSED = "platform/pragmas-refused"
+_RECORD = "INSERT OR IGNORE INTO schema_migrations (id, applied_at) VALUES (?, datetime('now'))"
+
+
 def open_db() -> Db:
-    """Open notify's database and apply any migration not applied yet (each in its own write
-    transaction, re-checked inside it, so racing instances apply it once)."""
+    """Open notify's database, set its PRAGMAs and apply any migration not applied yet (each
+    in its own write transaction, re-checked inside it, so racing instances apply it once)."""
     db = Db.open(LABEL)
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    (count,) = db.rows("SELECT COUNT(*) AS n FROM schema_migrations")[0].values()
-    if count == len(MIGRATIONS):
+    seen = db.rows(
+        "SELECT COALESCE(SUM(id NOT IN (?1, ?2)), 0) AS own, COALESCE(SUM(id = ?1), 0) AS wal, "
+        "COALESCE(SUM(id = ?2), 0) AS refused FROM schema_migrations",
+        (WAL, PRAGMAS_REFUSED),
+    )[0]
+    if not seen["refused"]:
+        _pragmas(db, wal_set=bool(seen["wal"]))
+    if seen["own"] == len(MIGRATIONS):
         return db
     for mid, statements in MIGRATIONS:
         def apply(tx: Db, mid=mid, statements=statements) -> None:
@@ -50,9 +65,24 @@ def open_db() -> Db:
                 return
             for stmt in statements:
                 tx.execute(stmt)
-            tx.execute("INSERT INTO schema_migrations (id, applied_at) VALUES (?, datetime('now'))", (mid,))
+            tx.execute(_RECORD, (mid,))
         db.transaction(apply)
     return db
+
+
+def _pragmas(db: Db, wal_set: bool) -> None:
+    for pragma in ("PRAGMA synchronous = NORMAL", *(() if wal_set else ("PRAGMA journal_mode = WAL",))):
+        try:
+            db.execute(pragma)
+        except Exception as e:  # the binding's Err: a refusal, or another instance's lock
+            text = repr(e).lower()
+            if "locked" in text or "busy" in text:
+                return  # the next connection tries again
+            db.transaction(lambda tx: tx.execute(_RECORD, (PRAGMAS_REFUSED,)))
+            log("-", f"{LABEL}: `{pragma}` refused ({text}); expected on libSQL, continuing without it")
+            return
+    if not wal_set:
+        db.transaction(lambda tx: tx.execute(_RECORD, (WAL,)))
 
 
 def record_delivery(tx: Db, event: Event, received_at: str) -> bool:

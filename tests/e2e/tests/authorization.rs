@@ -236,12 +236,32 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
             None,
             [U, U, U, U, 403, 403, 403, 403, 404],
         ),
+        // notify (Python): a list is the caller's own; an operator names whose
+        row(
+            "GET",
+            "/notifications",
+            None,
+            [U, U, U, U, 200, 200, 200, 200, 422],
+        ),
+        row(
+            "GET",
+            &format!("/notifications?phoneNumber={A}"),
+            None,
+            [U, U, U, U, 200, 403, 403, 403, 200],
+        ),
+        row(
+            "GET",
+            &format!("/notifications?taxiId={taxi}"),
+            None,
+            [U, U, U, U, 403, 403, 200, 403, 200],
+        ),
         // liveness stays open to the platform's probes, whatever the token
         row("GET", "/health/grab", None, [200; 9]),
         row("GET", "/health/pay", None, [200; 9]),
         row("GET", "/health/allocate", None, [200; 9]),
         row("GET", "/health/grab-status", None, [200; 9]),
         row("GET", "/health/broker", None, [200; 9]),
+        row("GET", "/health/notify", None, [200; 9]),
     ];
     let who = callers(&taxi, &other_taxi);
     let before = snapshot(&s, &grab, &alloc_id).await;
@@ -293,6 +313,16 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
         Some(1),
         "{}",
         a_list.text
+    );
+    let b_notes = s.rider(B).get("/notifications").await.unwrap();
+    assert_eq!(b_notes.body, json!([]), "{}", b_notes.text);
+    let a_notes = s.rider(A).get("/notifications").await.unwrap();
+    assert!(
+        a_notes.body.as_array().is_some_and(|n| n
+            .iter()
+            .all(|n| n["phoneNumber"] == json!(A) && n["audience"] == json!("rider"))),
+        "{}",
+        a_notes.text
     );
     assert!(s.get("/health/grab").await.unwrap().body["payBreaker"].is_object());
     assert!(s.rider(A).get("/health/grab").await.unwrap().body["payBreaker"].is_null());

@@ -623,7 +623,13 @@ fn the_public_httproute_sends_each_path_to_the_component_that_owns_it() {
             exposed.insert(path.to_owned());
         }
     }
-    for want in ["/grabs", "/taxis", "/allocations", "/grabStatuses"] {
+    for want in [
+        "/grabs",
+        "/taxis",
+        "/allocations",
+        "/grabStatuses",
+        "/notifications",
+    ] {
         assert!(exposed.contains(want), "HTTPRoute must route {want}");
     }
     for path in &exposed {
