@@ -20,9 +20,6 @@ use spin_sdk::http::{Request, Response};
 
 /// The `Idempotency-Key` scope of taxi registration.
 const REGISTER_SCOPE: &str = "POST /taxis";
-/// List sizes: default and cap.
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
 
 /// Map a domain refusal to its HTTP answer.
 pub fn domain_error(e: AllocationError) -> ApiError {
@@ -96,7 +93,7 @@ pub fn list_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, ApiEr
                 .ok_or_else(|| ApiError::invalid("status", "must be Available or Busy"))
         })
         .transpose()?;
-    let limit = http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let limit = http::limit_param(req)?;
     let db = db::open()?;
     Ok(http::json(200, &db::list_taxis(&db, status, limit)?, ctx))
 }
@@ -122,7 +119,7 @@ pub fn list_allocations(ctx: &RequestContext, req: &Request) -> Result<Response,
     let grab = query_param(req, "grabId")
         .map(|g| GrabId::parse(g.trim()).map_err(|e| ApiError::invalid("grabId", e.to_string())))
         .transpose()?;
-    let limit = http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let limit = http::limit_param(req)?;
     let db = db::open()?;
     let found: Vec<StoredAllocation> = match (grab, only_taxi) {
         (Some(g), _) => db::allocation_for_grab(&db, &g)?.into_iter().collect(),

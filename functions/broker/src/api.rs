@@ -20,9 +20,6 @@ const DEFAULT_WAIT_MS: u64 = 500;
 const MAX_WAIT_MS: u64 = 900;
 /// Attempts one dispatch or flush call makes at most.
 const MAX_ATTEMPTS: usize = 2_000;
-/// List limits.
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
 
 /// Why a broker request failed: an ordinary API error, or an unusable manifest (a 500
 /// that names the file: the operator must fix the YAML, and nothing is stored).
@@ -266,7 +263,7 @@ pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
         }
     }
     let event_type = http::query_param(req, "type").filter(|s| !s.is_empty());
-    let limit = i64::from(http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?);
+    let limit = i64::from(http::limit_param(req)?);
     let db = open()?;
     let list = db::events(&db, status.as_deref(), event_type.as_deref(), limit)?;
     Ok(http::json(200, &list, ctx))
@@ -276,7 +273,7 @@ pub fn events(ctx: &RequestContext, req: &Request) -> Handled {
 pub fn dead_letters(ctx: &RequestContext, req: &Request) -> Handled {
     only(req, Method::Get, "GET")?;
     operator(req, "dead letters")?;
-    let limit = i64::from(http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?);
+    let limit = i64::from(http::limit_param(req)?);
     let db = open()?;
     Ok(http::json(200, &db::dead_letters(&db, limit)?, ctx))
 }

@@ -9,9 +9,6 @@ use htaxi_shared::platform::http::{self, query_param, RequestContext};
 use htaxi_shared::problem::ApiError;
 use spin_sdk::http::{Request, Response};
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 500;
-
 /// `GET /grabStatuses`: the most recently updated rides, newest first; `?phoneNumber=`
 /// keeps one rider's (matched on digits, so `010-1234-5678` = `01012345678`). A rider
 /// sees only their own; an operator every rider's.
@@ -21,7 +18,7 @@ pub fn list(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
         .map(|p| PhoneNumber::parse(&p))
         .transpose()?;
     let phone = who.rides_listed(asked)?;
-    let limit = http::limit_param(req, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let limit = http::limit_param(req)?;
     let db = db::open()?;
     let views = db::list(&db, phone.as_ref().map(PhoneNumber::as_str), limit)?;
     Ok(http::json(200, &views, ctx))

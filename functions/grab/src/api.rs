@@ -25,9 +25,6 @@ use spin_sdk::http::{Method, Request, Response};
 
 /// The idempotency scope of `POST /grabs`.
 const IDEMPOTENCY_SCOPE: &str = "POST /grabs";
-/// `GET /grabs?phoneNumber=`: default and largest page.
-const LIST_DEFAULT: u32 = 50;
-const LIST_MAX: u32 = 500;
 /// A `Requested` grab older than its longest possible pay call plus this is stale.
 const STALE_MARGIN_MS: u64 = 30_000;
 
@@ -308,7 +305,7 @@ pub fn list_grabs(ctx: &RequestContext, req: &Request) -> Result<Response, ApiEr
     let phone = who.rides_listed(asked)?.ok_or_else(|| {
         ApiError::invalid("phoneNumber", "query parameter phoneNumber is required")
     })?;
-    let limit = http::limit_param(req, LIST_DEFAULT, LIST_MAX)?;
+    let limit = http::limit_param(req)?;
     let db = db::open()?;
     let grabs = db::list_by_phone(&db, &phone, limit)?;
     let views: Vec<GrabView<'_>> = grabs.iter().map(GrabView::from).collect();

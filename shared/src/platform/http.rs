@@ -75,10 +75,15 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     })
 }
 
-/// A page size from `?limit=`: a whole number from 1 to `max`, `default` when absent;
-/// anything else is a 422 naming `limit`.
-pub fn limit_param(req: &Request, default: u32, max: u32) -> Result<u32, ApiError> {
-    parse_limit(query_param(req, "limit").as_deref(), default, max)
+/// A list's page size when `?limit=` is absent, and the most it may ask for: the same for
+/// every list of every component.
+pub const LIST_DEFAULT: u32 = 50;
+pub const LIST_MAX: u32 = 500;
+
+/// A page size from `?limit=`: a whole number from 1 to [`LIST_MAX`], [`LIST_DEFAULT`]
+/// when absent; anything else is a 422 naming `limit`.
+pub fn limit_param(req: &Request) -> Result<u32, ApiError> {
+    parse_limit(query_param(req, "limit").as_deref(), LIST_DEFAULT, LIST_MAX)
 }
 
 fn parse_limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {

@@ -71,7 +71,26 @@ fn cases() -> Vec<Case> {
         }
         c
     };
-    vec![
+    let mut cases = vec![];
+    // Every list's `?limit=` (shared::platform::http::limit_param): 1 to 500.
+    for list in [
+        "/grabs?phoneNumber=010-1234-5678&",
+        "/grabStatuses?",
+        "/taxis?",
+        "/allocations?",
+        "/broker/events?",
+        "/broker/deadletters?",
+    ] {
+        for (limit, why) in [
+            ("0", "limit below 1"),
+            ("501", "limit over 500"),
+            ("ten", "limit not a number"),
+            ("-1", "negative limit"),
+        ] {
+            cases.push(case("GET", &format!("{list}limit={limit}"), b"", 422, why));
+        }
+    }
+    cases.extend(vec![
         // grab
         case("POST", "/grabs", b"{not json", 400, "malformed JSON"),
         json_case("POST", "/grabs", json!({}), 422, "missing fields"),
@@ -275,7 +294,8 @@ fn cases() -> Vec<Case> {
         ),
         // nowhere
         case("GET", "/nope", b"", 404, "unknown route"),
-    ]
+    ]);
+    cases
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
