@@ -2,7 +2,7 @@
 //! and the [`Envelope`] it travels in. This file is the one place event types are named.
 
 use crate::domain::{GeoPoint, Money, PhoneNumber};
-use crate::ids::{AllocationId, CorrelationId, GrabId, PaymentId, TaxiId};
+use crate::ids::{AllocationId, CorrelationId, GrabId, PaymentId, QuoteId, TaxiId};
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -113,7 +113,11 @@ pub struct GrabRequested {
     pub phone_number: PhoneNumber,
     pub starting_point: GeoPoint,
     pub destination: GeoPoint,
+    /// The fare charged (the quote's).
     pub estimated_fee: Money,
+    /// The quote the ride was booked on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_id: Option<QuoteId>,
     pub requested_at: DateTime<Utc>,
 }
 

@@ -8,7 +8,7 @@
 
 use super::values::{GeoPoint, Money, PhoneNumber};
 use crate::events::{self, DomainEvent};
-use crate::ids::{AllocationId, GrabId, PaymentId, TaxiId};
+use crate::ids::{AllocationId, GrabId, PaymentId, QuoteId, TaxiId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +164,10 @@ pub struct GrabStatusView {
     pub starting_point: Option<GeoPoint>,
     pub destination: Option<GeoPoint>,
     pub estimated_fee: Option<Money>,
+    /// What the ride costs: the quoted fare (GrabRequested), else the amount charged.
+    pub fare: Option<Money>,
+    /// The quote the ride was booked on.
+    pub quote_id: Option<QuoteId>,
     pub payment_id: Option<PaymentId>,
     pub amount: Option<Money>,
     pub allocation_id: Option<AllocationId>,
@@ -289,6 +293,10 @@ pub fn derive(grab_id: &GrabId, f: &GrabFacts) -> GrabStatusView {
             .map(|r| r.destination.clone())
             .or_else(|| appr.map(|a| a.destination.clone())),
         estimated_fee: req.map(|r| r.estimated_fee),
+        fare: req
+            .map(|r| r.estimated_fee)
+            .or_else(|| appr.map(|a| a.amount)),
+        quote_id: req.and_then(|r| r.quote_id.clone()),
         payment_id: appr
             .map(|a| a.payment_id.clone())
             .or_else(|| f.payment_refunded.as_ref().map(|r| r.payment_id.clone())),
@@ -383,6 +391,7 @@ mod tests {
             starting_point: station(),
             destination: gangnam(),
             estimated_fee: Money::krw(15_000).unwrap(),
+            quote_id: None,
             requested_at: at(0),
         })
     }
@@ -559,6 +568,11 @@ mod tests {
         assert_eq!(v.distance_meters, Some(812));
         assert_eq!(v.payment_id, Some(payment_id()));
         assert_eq!(v.estimated_fee, Some(Money::krw(15_000).unwrap()));
+        assert_eq!(
+            v.fare,
+            Some(Money::krw(15_000).unwrap()),
+            "the fare is shown"
+        );
         assert_eq!(v.created_at, Some(at(0)));
         assert_eq!(v.updated_at, Some(at(3)));
         assert_eq!(v.correlation_id.as_deref(), Some("ride-1"));

@@ -271,10 +271,40 @@ impl Saga {
         Ok(a.body["taxiId"].as_str().context("taxiId")?.to_owned())
     }
 
-    /// The rider of `phone` requests a ride from near Seoul Station; returns the answer.
-    pub async fn request_grab(&self, phone: &str, fee: i64) -> Result<Answer> {
+    /// The rider of `phone` asks `POST /fares/quote` for a ride from Seoul Station to
+    /// `destination`; returns the quote (fails unless 201).
+    pub async fn quote(&self, phone: &str, destination: Value) -> Result<Value> {
+        self.quote_trip(phone, seoul_station(), destination).await
+    }
+
+    /// The rider of `phone` asks `POST /fares/quote` for a ride from `start` to
+    /// `destination`; returns the quote (fails unless 201).
+    pub async fn quote_trip(&self, phone: &str, start: Value, destination: Value) -> Result<Value> {
+        let a = self
+            .rider(phone)
+            .post(
+                "/fares/quote",
+                &json!({"startingPoint": start, "destination": destination}),
+            )
+            .await?;
+        if a.status != 201 {
+            bail!("quoting a fare for {phone}: {} {}", a.status, a.text);
+        }
+        Ok(a.body)
+    }
+
+    /// The rider of `phone` books a quoted ride from Seoul Station to Gangnam Station;
+    /// returns the answer to `POST /grabs`.
+    pub async fn request_grab(&self, phone: &str) -> Result<Answer> {
+        self.request_grab_to(phone, gangnam()).await
+    }
+
+    /// The rider of `phone` books a quoted ride from Seoul Station to `destination`
+    /// (e.g. [`busan`], a fare over the payment limit).
+    pub async fn request_grab_to(&self, phone: &str, destination: Value) -> Result<Answer> {
+        let quote = self.quote(phone, destination).await?;
         self.rider(phone)
-            .post(&grab_path(), &grab_body(phone, fee))
+            .post(&grab_path(), &grab_body(phone, &quote))
             .await
     }
 
@@ -589,13 +619,28 @@ pub fn grab_path() -> String {
     "/grabs".to_owned()
 }
 
-/// A valid grab request body.
-pub fn grab_body(phone: &str, fee: i64) -> Value {
+/// Where every harness ride starts.
+pub fn seoul_station() -> Value {
+    json!({"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"})
+}
+
+/// An ordinary ride's destination (about 8 km from Seoul Station).
+pub fn gangnam() -> Value {
+    json!({"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"})
+}
+
+/// A destination whose fare (about 326,000 KRW) is over the payment limit (300,000 KRW).
+pub fn busan() -> Value {
+    json!({"lat": 35.1151, "lng": 129.0415, "name": "Busan Station"})
+}
+
+/// A valid grab request body booking `quote` (an answer of `POST /fares/quote`).
+pub fn grab_body(phone: &str, quote: &Value) -> Value {
     json!({
         "phoneNumber": phone,
-        "startingPoint": {"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"},
-        "destination": {"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"},
-        "estimatedFee": fee
+        "quoteId": quote["quoteId"],
+        "startingPoint": quote["startingPoint"],
+        "destination": quote["destination"],
     })
 }
 

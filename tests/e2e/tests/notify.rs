@@ -46,7 +46,7 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
         .register_taxi("서울32저4703", 37.5560, 126.9720)
         .await
         .unwrap();
-    let a = s.request_grab(RIDER, 15_000).await.unwrap();
+    let a = s.request_grab(RIDER).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let grab = a.body["id"].as_str().unwrap().to_owned();
     let alloc = s.allocation_of(&grab).await.unwrap();
@@ -123,7 +123,7 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
 async fn the_rider_is_told_of_a_refund_a_failed_allocation_and_a_declined_payment() {
     let s = Saga::start().await.unwrap();
     // No taxi anywhere: allocation fails, pay refunds.
-    let a = s.request_grab("010-2222-0001", 12_000).await.unwrap();
+    let a = s.request_grab("010-2222-0001").await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let listed = notifications_until(
         &s,
@@ -136,7 +136,7 @@ async fn the_rider_is_told_of_a_refund_a_failed_allocation_and_a_declined_paymen
         .unwrap()
         .contains("12,000 KRW has been refunded"));
 
-    let r = s.request_grab("010-2222-0002", 400_000).await.unwrap();
+    let r = s.request_grab_to("010-2222-0002", busan()).await.unwrap();
     assert_eq!(r.status, 402, "{}", r.text);
     let listed = notifications_until(
         &s,
