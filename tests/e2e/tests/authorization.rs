@@ -201,6 +201,30 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
         ),
         row(
             "POST",
+            &format!("/allocations/{alloc_id}/decline"),
+            None,
+            [U, U, U, U, 403, 403, 409, 404, 403],
+        ),
+        row(
+            "POST",
+            &format!("/allocations/{alloc_id}/pickup"),
+            None,
+            [U, U, U, U, 403, 403, 0, 404, 403],
+        ),
+        row(
+            "PUT",
+            &format!("/taxis/{taxi}/duty"),
+            Some(json!({"duty": "OnDuty"})),
+            [U, U, U, U, 403, 403, 200, 404, 403],
+        ),
+        row(
+            "PUT",
+            &format!("/taxis/{taxi}/location"),
+            Some(json!({"location": {"lat": 37.5561, "lng": 126.9721}})),
+            [U, U, U, U, 403, 403, 0, 404, 403],
+        ),
+        row(
+            "POST",
             &format!("/allocations/{alloc_id}/complete"),
             None,
             [U, U, U, U, 403, 403, 409, 404, 403],
@@ -313,11 +337,7 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
     );
 
     // The allowed writes, last.
-    let accept = s
-        .driver(&taxi)
-        .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
-        .await
-        .unwrap();
+    let accept = s.start_ride(&alloc).await.unwrap();
     assert_eq!(accept.status, 200, "{}", accept.text);
     let done = s
         .driver(&taxi)

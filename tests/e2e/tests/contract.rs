@@ -24,7 +24,7 @@ fn the_contract_defines_every_event_type_with_a_schema_and_every_subscription_it
         .map(|n| format!("htaxi.{n}"))
         .collect();
     assert_eq!(contract.types(), files, "one schema file per message");
-    assert_eq!(contract.types().len(), 10, "the whole catalogue");
+    assert_eq!(contract.types().len(), 11, "the whole catalogue");
 
     // The subscriber channels are exactly the Trigger manifests the broker reads.
     let dir = repo_root().join("knative/base/eventing");

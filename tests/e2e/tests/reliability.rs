@@ -273,8 +273,13 @@ async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_
 
     // grab dies right after storing the request, before calling pay: the flush reconciles
     // the stranded grab into a stable state and nobody is charged.
+    let quote = s.quote("010-4444-5555", gangnam()).await.unwrap();
     s.fault(fault("grab", Fault::CrashAfterCommit, Some(1)));
-    let a = s.request_grab("010-4444-5555").await.unwrap();
+    let a = s
+        .rider("010-4444-5555")
+        .post(&grab_path(), &grab_body("010-4444-5555", &quote))
+        .await
+        .unwrap();
     assert_eq!(a.status, 500, "{}", a.text);
     assert!(
         s.app().faults().component_stats("grab").traps >= 1,
@@ -368,7 +373,7 @@ async fn a_cancel_that_races_the_drivers_drop_off_still_wins_and_refunds() {
         .unwrap();
     assert_eq!(d.status, 204, "{}", d.text);
     // Meanwhile the driver, who has not heard, picks the rider up and drops them off.
-    for step in ["accept", "complete"] {
+    for step in ["accept", "pickup", "complete"] {
         let r = s
             .driver(&taxi)
             .post_raw(&format!("/allocations/{alloc_id}/{step}"), b"", &[])

@@ -64,13 +64,8 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     );
 
     let alloc = s.allocation_of(&id).await.unwrap();
-    let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
-    let accept = s
-        .driver_of(&alloc)
-        .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
-        .await
-        .unwrap();
-    assert_eq!(accept.status, 200, "{}", accept.text);
+    let started = s.start_ride(&alloc).await.unwrap();
+    assert_eq!(started.status, 200, "{}", started.text);
 
     let view = s
         .status_until(&id, "ride started", is("grabStatus", "RideStarted"))
@@ -100,14 +95,7 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
         .unwrap();
     early.assert_problem(409);
     let accept = format!("/allocations/{alloc_id}/accept");
-    assert_eq!(
-        s.driver_of(&alloc)
-            .post_raw(&accept, b"", &[])
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(s.start_ride(&alloc).await.unwrap().status, 200);
     for _ in 0..2 {
         let done = s
             .driver_of(&alloc)
@@ -304,15 +292,7 @@ async fn cancelling_after_the_ride_started_is_refused_with_409() {
         .await
         .unwrap();
     let alloc = s.allocation_of(&id).await.unwrap();
-    let alloc_id = alloc["allocationId"].as_str().unwrap();
-    assert_eq!(
-        s.driver_of(&alloc)
-            .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(s.start_ride(&alloc).await.unwrap().status, 200);
     s.grab_until(&id, "RideStarted").await.unwrap();
     s.rider(PHONE)
         .delete(&format!("/grabs/{id}"))

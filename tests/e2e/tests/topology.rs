@@ -95,7 +95,30 @@ async fn ride(c: &Cluster) -> Result<()> {
         "pay has no approved payment for {id}"
     );
 
-    // PaymentApproved: pay -> Kafka ingress -> broker -> allocate; every event -> grab-status.
+    // PaymentApproved: pay -> Kafka ingress -> broker -> allocate, which offers the ride to
+    // the taxi; its driver accepts. Every event -> grab-status.
+    let offer = c
+        .eventually("the view to show the offer", || async move {
+            let v = view(c, id).await?;
+            Ok((v["allocationStatus"] == "Offered").then_some(v))
+        })
+        .await?;
+    let offer_id = offer["allocationId"].as_str().context("allocationId")?;
+    let accepted = c
+        .call_as(
+            Who::Driver(taxi_id.to_owned()),
+            Method::POST,
+            "allocate",
+            &format!("/allocations/{offer_id}/accept"),
+            None,
+        )
+        .await?;
+    ensure!(
+        accepted.status == 200,
+        "accept: {} {}",
+        accepted.status,
+        accepted.text
+    );
     let allocated = c
         .eventually("the view to show the taxi allocated", || async move {
             let v = view(c, id).await?;
