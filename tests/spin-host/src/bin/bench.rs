@@ -361,7 +361,8 @@ async fn total_invocations(addr: SocketAddr) -> Result<u64> {
         .unwrap_or(0))
 }
 
-/// `concurrency` riders, until `max` sagas or `secs` have passed.
+/// `concurrency` riders, until `max` sagas or `secs` have passed. Each rider's taxi driver
+/// accepts the offer as soon as the rider's poll shows it.
 async fn saga_phase(
     app: &Running,
     concurrency: usize,
@@ -414,6 +415,19 @@ async fn saga_phase(
                     if status == 200 && view["grabStatus"] == "Allocated" {
                         visible.push(start.elapsed());
                         break;
+                    }
+                    // The ride is offered to a taxi: its driver accepts at once (a grab is
+                    // Allocated once a driver has accepted), then the rider polls again.
+                    if status == 200 && view["allocationStatus"] == "Offered" {
+                        if let (Some(offer), Some(taxi)) =
+                            (view["allocationId"].as_str(), view["taxiId"].as_str())
+                        {
+                            c.as_(Who::Driver(taxi.to_owned()));
+                            c.json("POST", &format!("/allocations/{offer}/accept"), None)
+                                .await?;
+                            c.as_(Who::Rider(phone(first_rider + i)));
+                            continue;
+                        }
                     }
                     if Instant::now() > give_up {
                         failed += 1;
