@@ -372,7 +372,8 @@ def message(n: Notification, ride: Optional[Ride]) -> str:
     fare = ride.amount if ride else None
     pickup = ride.starting_point if ride else None
     if n.kind == "TaxiAllocated":
-        return f"Your taxi {f['taxiNum']} is on its way, {distance(f['distanceMeters'])} from you."
+        cost = f" Fare: {won(fare)}, as quoted." if fare is not None else ""
+        return f"Your taxi {f['taxiNum']} is on its way, {distance(f['distanceMeters'])} from you.{cost}"
     if n.kind == "PickupAssigned":
         dest = f" and take them to {place(ride.destination)}" if ride and ride.destination else ""
         return f"New pickup: collect the rider at {place(pickup)}{dest}."

@@ -2,7 +2,7 @@
 //! and the [`Envelope`] it travels in. This file is the one place event types are named.
 
 use crate::domain::{GeoPoint, Money, PhoneNumber};
-use crate::ids::{AllocationId, CorrelationId, GrabId, PaymentId, TaxiId};
+use crate::ids::{AllocationId, CorrelationId, GrabId, PaymentId, QuoteId, TaxiId};
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -19,7 +19,9 @@ pub enum EventType {
     PaymentRejected,
     /// pay gave the money back (pay).
     PaymentRefunded,
-    /// allocate assigned a taxi (allocate).
+    /// allocate offered the ride to one taxi, until a deadline (allocate).
+    TaxiOffered,
+    /// The driver accepted the offer: the taxi is assigned (allocate).
     TaxiAllocated,
     /// allocate found no taxi (allocate).
     AllocationFailed,
@@ -33,12 +35,13 @@ pub enum EventType {
 
 impl EventType {
     /// All types, in saga order.
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::GrabRequested,
         EventType::GrabCancelled,
         EventType::PaymentApproved,
         EventType::PaymentRejected,
         EventType::PaymentRefunded,
+        EventType::TaxiOffered,
         EventType::TaxiAllocated,
         EventType::AllocationFailed,
         EventType::AllocationCancelled,
@@ -54,6 +57,7 @@ impl EventType {
             EventType::PaymentApproved => "htaxi.PaymentApproved",
             EventType::PaymentRejected => "htaxi.PaymentRejected",
             EventType::PaymentRefunded => "htaxi.PaymentRefunded",
+            EventType::TaxiOffered => "htaxi.TaxiOffered",
             EventType::TaxiAllocated => "htaxi.TaxiAllocated",
             EventType::AllocationFailed => "htaxi.AllocationFailed",
             EventType::AllocationCancelled => "htaxi.AllocationCancelled",
@@ -74,7 +78,8 @@ impl EventType {
             EventType::PaymentApproved
             | EventType::PaymentRejected
             | EventType::PaymentRefunded => "pay",
-            EventType::TaxiAllocated
+            EventType::TaxiOffered
+            | EventType::TaxiAllocated
             | EventType::AllocationFailed
             | EventType::AllocationCancelled
             | EventType::RideStarted
@@ -92,6 +97,7 @@ impl EventType {
             EventType::PaymentApproved => "approvedAt",
             EventType::PaymentRejected => "rejectedAt",
             EventType::PaymentRefunded => "refundedAt",
+            EventType::TaxiOffered => "offeredAt",
             EventType::TaxiAllocated => "allocatedAt",
             EventType::AllocationFailed => "failedAt",
             EventType::RideStarted => "startedAt",
@@ -113,7 +119,11 @@ pub struct GrabRequested {
     pub phone_number: PhoneNumber,
     pub starting_point: GeoPoint,
     pub destination: GeoPoint,
+    /// The fare charged (the quote's).
     pub estimated_fee: Money,
+    /// The quote the ride was booked on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_id: Option<QuoteId>,
     pub requested_at: DateTime<Utc>,
 }
 
@@ -162,7 +172,23 @@ pub struct PaymentRefunded {
     pub refunded_at: DateTime<Utc>,
 }
 
-/// `htaxi.TaxiAllocated`
+/// `htaxi.TaxiOffered`: the ride is offered to one taxi; its driver has until
+/// `expiresAt` to accept (`POST /allocations/{allocationId}/accept`). `offerNumber` counts
+/// the offers of this ride (1, 2, ...), so a view keeps the latest whatever the arrival order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxiOffered {
+    pub allocation_id: AllocationId,
+    pub grab_id: GrabId,
+    pub taxi_id: TaxiId,
+    pub taxi_num: String,
+    pub distance_meters: u64,
+    pub offer_number: u32,
+    pub expires_at: DateTime<Utc>,
+    pub offered_at: DateTime<Utc>,
+}
+
+/// `htaxi.TaxiAllocated`: the driver accepted the offer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaxiAllocated {
@@ -225,6 +251,7 @@ pub enum DomainEvent {
     PaymentApproved(PaymentApproved),
     PaymentRejected(PaymentRejected),
     PaymentRefunded(PaymentRefunded),
+    TaxiOffered(TaxiOffered),
     TaxiAllocated(TaxiAllocated),
     AllocationFailed(AllocationFailed),
     AllocationCancelled(AllocationCancelled),
@@ -252,6 +279,7 @@ impl DomainEvent {
             DomainEvent::PaymentApproved(_) => EventType::PaymentApproved,
             DomainEvent::PaymentRejected(_) => EventType::PaymentRejected,
             DomainEvent::PaymentRefunded(_) => EventType::PaymentRefunded,
+            DomainEvent::TaxiOffered(_) => EventType::TaxiOffered,
             DomainEvent::TaxiAllocated(_) => EventType::TaxiAllocated,
             DomainEvent::AllocationFailed(_) => EventType::AllocationFailed,
             DomainEvent::AllocationCancelled(_) => EventType::AllocationCancelled,
@@ -268,6 +296,7 @@ impl DomainEvent {
             DomainEvent::PaymentApproved(e) => &e.grab_id,
             DomainEvent::PaymentRejected(e) => &e.grab_id,
             DomainEvent::PaymentRefunded(e) => &e.grab_id,
+            DomainEvent::TaxiOffered(e) => &e.grab_id,
             DomainEvent::TaxiAllocated(e) => &e.grab_id,
             DomainEvent::AllocationFailed(e) => &e.grab_id,
             DomainEvent::AllocationCancelled(e) => &e.grab_id,
@@ -278,7 +307,7 @@ impl DomainEvent {
 
     /// The deterministic CloudEvent id: the same logical fact always gets the same id,
     /// so a re-sent event (outbox retry, crash before marking sent) dedupes downstream.
-    /// One fact per (type, key): a grab is requested/cancelled/allocated/failed once,
+    /// One fact per (type, key): each offer is made once, a grab is requested/cancelled/allocated/failed once,
     /// a payment is approved/refunded once, an allocation is cancelled/started/completed once.
     pub fn event_id(&self) -> String {
         let key = match self {
@@ -287,6 +316,7 @@ impl DomainEvent {
             DomainEvent::PaymentApproved(e) => e.payment_id.to_string(),
             DomainEvent::PaymentRejected(e) => e.grab_id.to_string(),
             DomainEvent::PaymentRefunded(e) => e.payment_id.to_string(),
+            DomainEvent::TaxiOffered(e) => e.allocation_id.to_string(),
             DomainEvent::TaxiAllocated(e) => e.grab_id.to_string(),
             DomainEvent::AllocationFailed(e) => e.grab_id.to_string(),
             DomainEvent::AllocationCancelled(e) => e.allocation_id.to_string(),
@@ -303,6 +333,7 @@ impl DomainEvent {
             DomainEvent::PaymentApproved(e) => serde_json::to_value(e),
             DomainEvent::PaymentRejected(e) => serde_json::to_value(e),
             DomainEvent::PaymentRefunded(e) => serde_json::to_value(e),
+            DomainEvent::TaxiOffered(e) => serde_json::to_value(e),
             DomainEvent::TaxiAllocated(e) => serde_json::to_value(e),
             DomainEvent::AllocationFailed(e) => serde_json::to_value(e),
             DomainEvent::AllocationCancelled(e) => serde_json::to_value(e),
@@ -367,6 +398,7 @@ impl DomainEvent {
             EventType::PaymentApproved => DomainEvent::PaymentApproved(typed(t, value)?),
             EventType::PaymentRejected => DomainEvent::PaymentRejected(typed(t, value)?),
             EventType::PaymentRefunded => DomainEvent::PaymentRefunded(typed(t, value)?),
+            EventType::TaxiOffered => DomainEvent::TaxiOffered(typed(t, value)?),
             EventType::TaxiAllocated => DomainEvent::TaxiAllocated(typed(t, value)?),
             EventType::AllocationFailed => DomainEvent::AllocationFailed(typed(t, value)?),
             EventType::AllocationCancelled => DomainEvent::AllocationCancelled(typed(t, value)?),

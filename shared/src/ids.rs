@@ -76,6 +76,11 @@ uuid_id!(
     AllocationId,
     "allocation id"
 );
+uuid_id!(
+    /// A fare quote the server priced for one rider's trip.
+    QuoteId,
+    "quote id"
+);
 
 /// The id that ties every request, event and log line of one ride together.
 /// Comes from `X-Correlation-Id` (1–128 of `[A-Za-z0-9._:-]`) or is generated.

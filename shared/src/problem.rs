@@ -49,6 +49,12 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u32,
     },
+    /// The caller is sending too often (429 + Retry-After); nothing changed.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u32,
+    },
     /// The payment was refused (402).
     #[error("payment rejected: {0}")]
     PaymentRejected(String),
@@ -100,6 +106,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::InvalidField { .. } => 422,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable { .. } => 503,
         }
@@ -127,6 +134,7 @@ impl ApiError {
                 "Request in progress",
                 Some("Idempotency-Key".to_owned()),
             ),
+            ApiError::TooManyRequests { .. } => ("too-many-requests", "Too many requests", None),
             ApiError::PaymentRejected(_) => ("payment-rejected", "Payment rejected", None),
             ApiError::Unavailable { .. } => ("service-unavailable", "Service unavailable", None),
             ApiError::Internal(_) => ("internal", "Internal error", None),
@@ -156,6 +164,9 @@ impl ApiError {
                 retry_after_secs, ..
             }
             | ApiError::InProgress {
+                retry_after_secs, ..
+            }
+            | ApiError::TooManyRequests {
                 retry_after_secs, ..
             } => vec![("retry-after", retry_after_secs.to_string())],
             ApiError::MethodNotAllowed { allow } => vec![("allow", (*allow).to_owned())],

@@ -4,8 +4,8 @@
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, SecondsFormat, Utc};
 use htaxi_shared::domain::allocation::{
-    Allocation, AllocationEvent, AllocationStatus, BoundingBox, Candidate, GrabAllocation, Taxi,
-    TaxiNum, TaxiStatus,
+    Allocation, AllocationEvent, AllocationStatus, BoundingBox, Candidate, Duty, GrabAllocation,
+    Taxi, TaxiNum, TaxiStatus,
 };
 use htaxi_shared::domain::GeoPoint;
 use htaxi_shared::ids::{AllocationId, CorrelationId, GrabId, PaymentId, TaxiId};
@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         id: "allocate/0002_completed_rides",
         sql: include_str!("../migrations/0002_completed_rides.sql"),
+    },
+    Migration {
+        id: "allocate/0003_offers",
+        sql: include_str!("../migrations/0003_offers.sql"),
     },
 ];
 
@@ -59,20 +63,24 @@ fn opt_ts(row: &Row<'_>, name: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
 // ------------------------------------------------------------------ taxis
 
 const TAXI_COLUMNS: &str =
-    "SELECT taxi_id, taxi_num, status, lat, lng, location_name, registered_at FROM taxis";
+    "SELECT taxi_id, taxi_num, status, duty, lat, lng, location_name, location_at, registered_at FROM taxis";
 
 fn taxi_from(row: &Row<'_>) -> anyhow::Result<Taxi> {
     let status: &str = col(row, "status")?;
+    let duty: &str = col(row, "duty")?;
+    let registered_at = parse_ts(col(row, "registered_at")?)?;
     Ok(Taxi {
         taxi_id: TaxiId::parse(col(row, "taxi_id")?)?,
         taxi_num: TaxiNum::parse(col(row, "taxi_num")?)?,
         status: TaxiStatus::parse(status).ok_or_else(|| anyhow!("taxi status {status:?}"))?,
+        duty: Duty::parse(duty).ok_or_else(|| anyhow!("taxi duty {duty:?}"))?,
         location: GeoPoint::new(
             col(row, "lat")?,
             col(row, "lng")?,
             row.get::<&str>("location_name").map(str::to_owned),
         )?,
-        registered_at: parse_ts(col(row, "registered_at")?)?,
+        location_at: opt_ts(row, "location_at")?.unwrap_or(registered_at),
+        registered_at,
     })
 }
 
@@ -112,16 +120,34 @@ pub fn list_taxis(db: &Db, status: Option<TaxiStatus>, limit: u32) -> anyhow::Re
 /// Store a newly registered taxi.
 pub fn insert_taxi(tx: &Db, t: &Taxi) -> anyhow::Result<()> {
     tx.exec(
-        "INSERT INTO taxis (taxi_id, taxi_num, status, lat, lng, location_name, registered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO taxis (taxi_id, taxi_num, status, duty, lat, lng, location_name, location_at, registered_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             text(t.taxi_id.as_str()),
             text(t.taxi_num.as_str()),
             text(t.status.as_str()),
+            text(t.duty.as_str()),
             real(t.location.lat()),
             real(t.location.lng()),
             opt_text(t.location.name()),
+            ts(t.location_at),
             ts(t.registered_at),
             ts(t.registered_at),
+        ],
+    )
+}
+
+/// Save a taxi's location and duty (its status is the allocations' business).
+pub fn update_taxi(tx: &Db, t: &Taxi, now: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.exec(
+        "UPDATE taxis SET duty = ?, lat = ?, lng = ?, location_name = ?, location_at = ?, updated_at = ? WHERE taxi_id = ?",
+        &[
+            text(t.duty.as_str()),
+            real(t.location.lat()),
+            real(t.location.lng()),
+            opt_text(t.location.name()),
+            ts(t.location_at),
+            ts(now),
+            text(t.taxi_id.as_str()),
         ],
     )
 }
@@ -130,11 +156,11 @@ pub fn insert_taxi(tx: &Db, t: &Taxi) -> anyhow::Result<()> {
 pub fn available_candidates(db: &Db, bb: &BoundingBox) -> anyhow::Result<Vec<Candidate>> {
     let r = match bb.lng {
         Some((lo, hi)) => db.query(
-            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND lat BETWEEN ? AND ? AND lng BETWEEN ? AND ?",
+            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND duty = 'OnDuty' AND lat BETWEEN ? AND ? AND lng BETWEEN ? AND ?",
             &[real(bb.min_lat), real(bb.max_lat), real(lo), real(hi)],
         )?,
         None => db.query(
-            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND lat BETWEEN ? AND ?",
+            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND duty = 'OnDuty' AND lat BETWEEN ? AND ?",
             &[real(bb.min_lat), real(bb.max_lat)],
         )?,
     };
@@ -177,7 +203,7 @@ fn set_taxi_status(
 
 // ------------------------------------------------------------------ allocations
 
-const ALLOCATION_COLUMNS: &str = "SELECT allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, allocated_at, started_at, completed_at, cancelled_at, cancel_reason FROM allocations";
+const ALLOCATION_COLUMNS: &str = "SELECT allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, offer_number, allocated_at, expires_at, accepted_at, started_at, completed_at, cancelled_at, cancel_reason, ended_at, end_reason FROM allocations";
 
 /// An allocation and the ride's correlation id (events about it continue that ride).
 #[derive(Debug, Clone)]
@@ -188,6 +214,7 @@ pub struct StoredAllocation {
 
 fn allocation_from(row: &Row<'_>) -> anyhow::Result<StoredAllocation> {
     let status: &str = col(row, "status")?;
+    let offer_number: i64 = col(row, "offer_number")?;
     let allocation = Allocation {
         allocation_id: AllocationId::parse(col(row, "allocation_id")?)?,
         grab_id: GrabId::parse(col(row, "grab_id")?)?,
@@ -205,11 +232,16 @@ fn allocation_from(row: &Row<'_>) -> anyhow::Result<StoredAllocation> {
             col(row, "pickup_lng")?,
             row.get::<&str>("pickup_name").map(str::to_owned),
         )?,
+        offer_number: u32::try_from(offer_number).context("offer_number")?,
         allocated_at: parse_ts(col(row, "allocated_at")?)?,
+        expires_at: parse_ts(col(row, "expires_at")?)?,
+        accepted_at: opt_ts(row, "accepted_at")?,
         started_at: opt_ts(row, "started_at")?,
         completed_at: opt_ts(row, "completed_at")?,
         cancelled_at: opt_ts(row, "cancelled_at")?,
         cancel_reason: row.get::<&str>("cancel_reason").map(str::to_owned),
+        ended_at: opt_ts(row, "ended_at")?,
+        end_reason: row.get::<&str>("end_reason").map(str::to_owned),
     };
     let correlation = CorrelationId::parse(col(row, "correlation_id")?)
         .unwrap_or_else(|_| CorrelationId::new_random());
@@ -232,12 +264,10 @@ pub fn allocation(db: &Db, id: &AllocationId) -> anyhow::Result<Option<StoredAll
         .next())
 }
 
-/// The allocation made for this grab, if any (at most one).
-pub fn allocation_for_grab(db: &Db, grab: &GrabId) -> anyhow::Result<Option<StoredAllocation>> {
-    let sql = format!("{ALLOCATION_COLUMNS} WHERE grab_id = ?");
-    Ok(allocations(db, &sql, &[text(grab.as_str())])?
-        .into_iter()
-        .next())
+/// Every offer made for this grab, latest first.
+pub fn allocations_for_grab(db: &Db, grab: &GrabId) -> anyhow::Result<Vec<StoredAllocation>> {
+    let sql = format!("{ALLOCATION_COLUMNS} WHERE grab_id = ? ORDER BY offer_number DESC");
+    allocations(db, &sql, &[text(grab.as_str())])
 }
 
 /// The most recent allocations, newest first.
@@ -258,6 +288,33 @@ pub fn recent_allocations_of_taxi(
     allocations(db, &sql, &[text(taxi.as_str()), int(limit.into())])
 }
 
+/// The taxi's open offer, if it has one.
+pub fn open_offer_of_taxi(db: &Db, taxi: &TaxiId) -> anyhow::Result<Option<StoredAllocation>> {
+    let sql = format!("{ALLOCATION_COLUMNS} WHERE taxi_id = ? AND status = 'Offered'");
+    Ok(allocations(db, &sql, &[text(taxi.as_str())])?
+        .into_iter()
+        .next())
+}
+
+/// Grabs whose open offer's deadline is at or before `now` (oldest first): the sweep's work.
+pub fn grabs_with_expired_offers(
+    db: &Db,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> anyhow::Result<Vec<(GrabId, CorrelationId)>> {
+    let r = db.query(
+        "SELECT grab_id, correlation_id FROM allocations WHERE status = 'Offered' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        &[ts(now), int(limit.into())],
+    )?;
+    r.rows()
+        .map(|row| {
+            let corr = CorrelationId::parse(col(&row, "correlation_id")?)
+                .unwrap_or_else(|_| CorrelationId::new_random());
+            Ok((GrabId::parse(col(&row, "grab_id")?)?, corr))
+        })
+        .collect()
+}
+
 // ------------------------------------------------------------------ per-grab state
 
 /// Everything allocate knows about a grab, for a decision.
@@ -273,11 +330,38 @@ pub fn grab_state(db: &Db, grab: &GrabId) -> anyhow::Result<GrabAllocation> {
         ),
         None => (false, None),
     };
+    let offers = allocations_for_grab(db, grab)?;
     Ok(GrabAllocation {
         cancelled,
         failed_reason,
-        allocation: allocation_for_grab(db, grab)?.map(|s| s.allocation),
+        offered_taxis: offers
+            .iter()
+            .rev()
+            .map(|s| s.allocation.taxi_id.clone())
+            .collect(),
+        allocation: offers.into_iter().next().map(|s| s.allocation),
     })
+}
+
+fn set_allocation_status(
+    tx: &Db,
+    id: &AllocationId,
+    from: &[AllocationStatus],
+    sql_set: &str,
+    params: &[Value],
+) -> anyhow::Result<()> {
+    // `from` is a closed set of status words, never input: listed as bound parameters.
+    let marks = vec!["?"; from.len()].join(", ");
+    let sql =
+        format!("UPDATE allocations SET {sql_set} WHERE allocation_id = ? AND status IN ({marks})");
+    let mut all: Vec<Value> = params.to_vec();
+    all.push(text(id.as_str()));
+    all.extend(from.iter().map(|s| text(s.as_str())));
+    tx.exec(&sql, &all)?;
+    if tx.changes() != 1 {
+        bail!("allocation {id} was not {from:?}");
+    }
+    Ok(())
 }
 
 /// Persist one decided event inside the caller's transaction. `correlation` is the ride's.
@@ -286,15 +370,16 @@ pub fn persist(
     event: &AllocationEvent,
     correlation: &CorrelationId,
 ) -> anyhow::Result<()> {
+    use AllocationStatus as S;
     match event {
-        AllocationEvent::TaxiAllocated {
+        AllocationEvent::TaxiOffered {
             event: e,
             payment_id,
             pickup,
         } => {
-            set_taxi_status(tx, &e.taxi_id, TaxiStatus::Available, TaxiStatus::Busy, e.allocated_at)?;
+            set_taxi_status(tx, &e.taxi_id, TaxiStatus::Available, TaxiStatus::Busy, e.offered_at)?;
             tx.exec(
-                "INSERT INTO allocations (allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, allocated_at) VALUES (?, ?, ?, ?, ?, 'Allocated', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO allocations (allocation_id, grab_id, payment_id, taxi_id, taxi_num, status, distance_meters, pickup_lat, pickup_lng, pickup_name, correlation_id, offer_number, allocated_at, expires_at) VALUES (?, ?, ?, ?, ?, 'Offered', ?, ?, ?, ?, ?, ?, ?, ?)",
                 &[
                     text(e.allocation_id.as_str()),
                     text(e.grab_id.as_str()),
@@ -306,11 +391,36 @@ pub fn persist(
                     real(pickup.lng()),
                     opt_text(pickup.name()),
                     text(correlation.as_str()),
-                    ts(e.allocated_at),
+                    int(e.offer_number.into()),
+                    ts(e.offered_at),
+                    ts(e.expires_at),
                 ],
             )
-            .context("inserting the allocation (one active allocation per taxi)")
+            .context("inserting the offer (one active allocation per taxi, one live per grab)")
         }
+        AllocationEvent::OfferPassedOn {
+            allocation_id,
+            taxi_id,
+            end,
+            at,
+            ..
+        } => {
+            set_allocation_status(
+                tx,
+                allocation_id,
+                &[S::Offered],
+                "status = ?, ended_at = ?, end_reason = ?",
+                &[text(end.status().as_str()), ts(*at), text(end.reason())],
+            )?;
+            set_taxi_status(tx, taxi_id, TaxiStatus::Busy, TaxiStatus::Available, *at)
+        }
+        AllocationEvent::TaxiAllocated(e) => set_allocation_status(
+            tx,
+            &e.allocation_id,
+            &[S::Offered],
+            "status = 'Allocated', accepted_at = ?",
+            &[ts(e.allocated_at)],
+        ),
         AllocationEvent::AllocationFailed(e) => tx.exec(
             "INSERT INTO grab_outcomes (grab_id, failed_at, failed_reason) VALUES (?, ?, ?) ON CONFLICT (grab_id) DO UPDATE SET failed_at = excluded.failed_at, failed_reason = excluded.failed_reason",
             &[text(e.grab_id.as_str()), ts(e.failed_at), text(e.reason.clone())],
@@ -320,46 +430,36 @@ pub fn persist(
             &[text(grab_id.as_str()), ts(*at), text(reason.clone())],
         ),
         AllocationEvent::AllocationCancelled(e) => {
-            let prior = tx.query(
-                "SELECT status FROM allocations WHERE allocation_id = ?",
-                &[text(e.allocation_id.as_str())],
+            let completed = allocation(tx, &e.allocation_id)?
+                .is_some_and(|s| s.allocation.status == S::Completed);
+            set_allocation_status(
+                tx,
+                &e.allocation_id,
+                &[S::Offered, S::Allocated, S::RideStarted, S::Completed],
+                "status = 'Cancelled', cancelled_at = ?, cancel_reason = ?",
+                &[ts(e.cancelled_at), text(e.reason.clone())],
             )?;
-            let completed = prior
-                .rows()
-                .next()
-                .and_then(|r| r.get::<&str>("status").map(|s| s == "Completed"))
-                .unwrap_or(false);
-            tx.exec(
-                "UPDATE allocations SET status = 'Cancelled', cancelled_at = ?, cancel_reason = ? WHERE allocation_id = ? AND status IN ('Allocated', 'RideStarted', 'Completed')",
-                &[ts(e.cancelled_at), text(e.reason.clone()), text(e.allocation_id.as_str())],
-            )?;
-            if tx.changes() != 1 {
-                bail!("allocation {} was already cancelled", e.allocation_id);
-            }
             // A completed ride already freed its taxi (which may be on another ride now).
             if completed {
                 return Ok(());
             }
             set_taxi_status(tx, &e.taxi_id, TaxiStatus::Busy, TaxiStatus::Available, e.cancelled_at)
         }
-        AllocationEvent::RideStarted(e) => {
-            tx.exec(
-                "UPDATE allocations SET status = 'RideStarted', started_at = ? WHERE allocation_id = ? AND status = 'Allocated'",
-                &[ts(e.started_at), text(e.allocation_id.as_str())],
-            )?;
-            if tx.changes() != 1 {
-                bail!("allocation {} was not Allocated when starting the ride", e.allocation_id);
-            }
-            Ok(())
-        }
+        AllocationEvent::RideStarted(e) => set_allocation_status(
+            tx,
+            &e.allocation_id,
+            &[S::Allocated],
+            "status = 'RideStarted', started_at = ?",
+            &[ts(e.started_at)],
+        ),
         AllocationEvent::RideCompleted(e) => {
-            tx.exec(
-                "UPDATE allocations SET status = 'Completed', completed_at = ? WHERE allocation_id = ? AND status = 'RideStarted'",
-                &[ts(e.completed_at), text(e.allocation_id.as_str())],
+            set_allocation_status(
+                tx,
+                &e.allocation_id,
+                &[S::RideStarted],
+                "status = 'Completed', completed_at = ?",
+                &[ts(e.completed_at)],
             )?;
-            if tx.changes() != 1 {
-                bail!("allocation {} was not RideStarted when completing the ride", e.allocation_id);
-            }
             set_taxi_status(tx, &e.taxi_id, TaxiStatus::Busy, TaxiStatus::Available, e.completed_at)
         }
     }

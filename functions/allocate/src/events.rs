@@ -27,7 +27,9 @@ use spin_sdk::http::{Request, Response};
 /// the most telling one (a cancel tombstones, then releases).
 fn outcome_of(events: &[AllocationEvent]) -> EventOutcome {
     let word = |e: &AllocationEvent| match e {
-        AllocationEvent::TaxiAllocated { .. } => "allocated",
+        AllocationEvent::TaxiOffered { .. } => "offered",
+        AllocationEvent::OfferPassedOn { .. } => "passed on",
+        AllocationEvent::TaxiAllocated(_) => "allocated",
         AllocationEvent::AllocationFailed(_) => "failed",
         AllocationEvent::GrabTombstoned { .. } => "tombstoned",
         AllocationEvent::AllocationCancelled(_) => "cancelled",
@@ -65,20 +67,21 @@ pub fn receive(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError
     Ok(http::event_handled(&ctx, outcome))
 }
 
-/// PaymentApproved: allocate the nearest available taxi within the radius, or fail.
+/// PaymentApproved: offer the ride to the nearest available, on-duty taxi within the
+/// radius, or fail.
 fn on_payment_approved(
     ctx: &RequestContext,
     env: &Envelope,
     e: PaymentApproved,
 ) -> Result<EventOutcome, ApiError> {
     consume(ctx, env, &e.grab_id, |tx, state, config, now| {
-        let area = bounding_box(&e.starting_point, config.allocation_radius_m);
+        let area = bounding_box(&e.starting_point, config.offers.radius_m);
         let cmd = AllocateTaxi {
             grab_id: e.grab_id.clone(),
             payment_id: e.payment_id.clone(),
             pickup: e.starting_point.clone(),
             candidates: db::available_candidates(tx, &area)?,
-            radius_m: config.allocation_radius_m,
+            policy: config.offers,
             allocation_id: AllocationId::new_random(),
             now,
         };
@@ -159,9 +162,29 @@ pub fn record_all(
 
 fn describe(event: &AllocationEvent) -> String {
     match event {
-        AllocationEvent::TaxiAllocated { event: e, .. } => format!(
-            "grab {} allocated taxi {} ({}) {} m away as allocation {}",
-            e.grab_id, e.taxi_num, e.taxi_id, e.distance_meters, e.allocation_id
+        AllocationEvent::TaxiOffered { event: e, .. } => format!(
+            "grab {} offered (offer {}) to taxi {} ({}) {} m away as allocation {} until {}",
+            e.grab_id,
+            e.offer_number,
+            e.taxi_num,
+            e.taxi_id,
+            e.distance_meters,
+            e.allocation_id,
+            e.expires_at
+        ),
+        AllocationEvent::OfferPassedOn {
+            allocation_id,
+            grab_id,
+            taxi_id,
+            end,
+            ..
+        } => format!(
+            "offer {allocation_id} of grab {grab_id} to taxi {taxi_id} ended: {}; taxi released",
+            end.reason()
+        ),
+        AllocationEvent::TaxiAllocated(e) => format!(
+            "allocation {} accepted by taxi {} ({}): taxi allocated to grab {}",
+            e.allocation_id, e.taxi_num, e.taxi_id, e.grab_id
         ),
         AllocationEvent::AllocationFailed(e) => {
             format!("grab {} allocation failed: {}", e.grab_id, e.reason)
@@ -174,7 +197,7 @@ fn describe(event: &AllocationEvent) -> String {
             e.allocation_id, e.taxi_id, e.reason
         ),
         AllocationEvent::RideStarted(e) => format!(
-            "allocation {} accepted by taxi {}: ride started",
+            "allocation {} picked up by taxi {}: ride started",
             e.allocation_id, e.taxi_num
         ),
         AllocationEvent::RideCompleted(e) => format!(

@@ -1,8 +1,11 @@
-//! allocate: the driver side of the saga. Drivers register taxis (`POST /taxis`); a
-//! `PaymentApproved` event assigns the nearest available taxi within `allocation_radius_m`
-//! in one transaction (or reports `AllocationFailed`); a `GrabCancelled` releases it; the
-//! driver's `POST /allocations/{id}/accept` starts the ride and `POST
-//! /allocations/{id}/complete` ends it, freeing the taxi. Every state change commits
+//! allocate: the driver side of the saga. Drivers register taxis (`POST /taxis`), report
+//! where they are and go on or off duty; a `PaymentApproved` event offers the ride to the
+//! nearest available, on-duty taxi within `allocation_radius_m` (`TaxiOffered`, with a
+//! deadline); the driver accepts (`TaxiAllocated`) or declines, and a decline or the
+//! deadline (swept by the periodic flush) passes the ride to the next nearest taxi, until
+//! `offer_max_count` offers or nobody is left (`AllocationFailed`). A `GrabCancelled`
+//! withdraws the offer or releases the taxi; `POST /allocations/{id}/pickup` starts the
+//! ride and `POST /allocations/{id}/complete` ends it, freeing the taxi. Every state change commits
 //! with its outbox row and (for events) its inbox row; decisions live in
 //! `htaxi_shared::domain::allocation`.
 
@@ -43,6 +46,9 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
         (_, ["taxis"]) => Err(not_allowed("GET, POST")),
         (Method::Get, ["taxis", id]) => api::get_taxi(ctx, req, id),
         (_, ["taxis", _]) => Err(not_allowed("GET")),
+        (Method::Put, ["taxis", id, "location"]) => api::move_taxi(ctx, req, id),
+        (Method::Put, ["taxis", id, "duty"]) => api::set_duty(ctx, req, id),
+        (_, ["taxis", _, "location" | "duty"]) => Err(not_allowed("PUT")),
         (Method::Get, ["allocations"]) => api::list_allocations(ctx, req),
         (_, ["allocations"]) => Err(not_allowed("GET")),
         (Method::Get, ["allocations", id]) => api::get_allocation(ctx, req, id),
@@ -50,10 +56,18 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
         (Method::Post, ["allocations", id, "accept"]) => {
             api::driver_action(ctx, req, id, api::DriverAction::Accept)
         }
+        (Method::Post, ["allocations", id, "decline"]) => {
+            api::driver_action(ctx, req, id, api::DriverAction::Decline)
+        }
+        (Method::Post, ["allocations", id, "pickup"]) => {
+            api::driver_action(ctx, req, id, api::DriverAction::Pickup)
+        }
         (Method::Post, ["allocations", id, "complete"]) => {
             api::driver_action(ctx, req, id, api::DriverAction::Complete)
         }
-        (_, ["allocations", _, "accept" | "complete"]) => Err(not_allowed("POST")),
+        (_, ["allocations", _, "accept" | "decline" | "pickup" | "complete"]) => {
+            Err(not_allowed("POST"))
+        }
         (Method::Post, ["events", "allocate"]) => events::receive(ctx, req),
         (_, ["events", "allocate"]) => Err(not_allowed("POST")),
         (Method::Post, ["outbox", "flush", "allocate"]) => api::flush_outbox(ctx),

@@ -7,13 +7,14 @@ use crate::pay_client;
 use crate::COMPONENT;
 use chrono::Utc;
 use htaxi_shared::auth::{self, Principal};
+use htaxi_shared::domain::fare::{self, QuoteFare, QuoteFareDto};
 use htaxi_shared::domain::grab::{
     self, secs_ceil, Admission, Breaker, Grab, GrabError, GrabStatus, PayOutcome, RequestGrab,
     RequestGrabDto,
 };
 use htaxi_shared::domain::{GeoPoint, PhoneNumber};
 use htaxi_shared::events::DomainEvent;
-use htaxi_shared::ids::GrabId;
+use htaxi_shared::ids::{GrabId, QuoteId};
 use htaxi_shared::log;
 use htaxi_shared::platform::db::Db;
 use htaxi_shared::platform::http::{self, RequestContext};
@@ -37,7 +38,10 @@ pub struct GrabView<'a> {
     pub phone_number: &'a PhoneNumber,
     pub starting_point: &'a GeoPoint,
     pub destination: &'a GeoPoint,
+    /// The fare charged (the quote's); `estimatedFee` repeats it for older clients.
+    pub fare: i64,
     pub estimated_fee: i64,
+    pub quote_id: Option<String>,
     pub payment_id: Option<String>,
     pub allocation_id: Option<String>,
     pub taxi_id: Option<String>,
@@ -56,7 +60,9 @@ impl<'a> From<&'a Grab> for GrabView<'a> {
             phone_number: &g.phone_number,
             starting_point: &g.starting_point,
             destination: &g.destination,
+            fare: g.estimated_fee.as_krw(),
             estimated_fee: g.estimated_fee.as_krw(),
+            quote_id: g.quote_id.as_ref().map(ToString::to_string),
             payment_id: g.payment_id.as_ref().map(ToString::to_string),
             allocation_id: g.allocation_id.as_ref().map(ToString::to_string),
             taxi_id: g.taxi_id.as_ref().map(ToString::to_string),
@@ -104,23 +110,12 @@ pub fn create_grab(ctx: &RequestContext, req: &Request) -> Result<Response, ApiE
     )?;
 
     let db = db::open()?;
-    let (fresh, grab_requested) = grab::request(
-        GrabId::new_random(),
-        cmd,
-        ctx.correlation.clone(),
-        Utc::now(),
-    );
+    let grab_id = GrabId::new_random();
     // One write transaction claims the key, asks the breaker and stores the grab: a
     // refusal anywhere rolls all three back, so nothing is stored or charged.
     let begun = db.transaction(|tx| -> Result<Begun, ApiError> {
         let claim = match &keyed {
-            Some(k) => idempotency::claim(
-                tx,
-                k,
-                fresh.id.as_str(),
-                &config.idempotency,
-                now_ms(),
-            )?,
+            Some(k) => idempotency::claim(tx, k, grab_id.as_str(), &config.idempotency, now_ms())?,
             None => Claim::Create,
         };
         if let Claim::Replay(answer) = claim {
@@ -137,9 +132,15 @@ pub fn create_grab(ctx: &RequestContext, req: &Request) -> Result<Response, ApiE
         let (grab, resumed) = match claim {
             Claim::Resume { resource_id } => (resume(tx, &resource_id)?, true),
             _ => {
+                let now = Utc::now();
+                let found = db::quote(tx, &cmd.quote_id)?;
+                let quote = fare::redeem(found.as_ref(), &cmd.phone_number, now)
+                    .map_err(|e| ApiError::invalid("quoteId", e.to_string()))?;
+                let (fresh, grab_requested) =
+                    grab::request(grab_id.clone(), cmd.clone(), quote, ctx.correlation.clone(), now)?;
                 db::insert(tx, &fresh)?;
                 enqueue(tx, ctx, &grab_requested)?;
-                (fresh.clone(), false)
+                (fresh, false)
             }
         };
         Ok(Begun::Charge {
@@ -365,6 +366,7 @@ pub fn flush_outbox(ctx: &RequestContext) -> Result<Response, ApiError> {
     let db = db::open()?;
     reconcile_stale(ctx, &db, &config)?;
     idempotency::sweep(&db, now_ms())?;
+    db::sweep_quotes(&db, Utc::now() - chrono::Duration::days(1))?;
     outbox::flush_route(COMPONENT, ctx, &db, &config.broker_url)
 }
 
@@ -474,4 +476,35 @@ pub fn enqueue(tx: &Db, ctx: &RequestContext, event: &DomainEvent) -> anyhow::Re
 /// Deliver what this request enqueued. A broker outage is fine: rows stay pending.
 pub fn flush_after_commit(ctx: &RequestContext, db: &Db, config: &Config) {
     outbox::flush_after_commit(COMPONENT, &ctx.correlation, db, &config.broker_url);
+}
+
+/// `POST /fares/quote` `{startingPoint, destination}`: price the trip from the tariff and
+/// store the quote for this rider → 201 with the fare, the straight-line and estimated
+/// road distance, `quoteId` and `expiresAt`. Riders only; bad input → 422, nothing stored.
+pub fn quote_fare(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    let who = auth::authenticate(req)?;
+    let rider = who.rider("asking for a fare")?.clone();
+    let config = Config::load()?;
+    let dto: QuoteFareDto = http::json_body(req)?;
+    let cmd = QuoteFare::try_from(dto)?;
+    let q = fare::quote(
+        QuoteId::new_random(),
+        rider,
+        cmd,
+        &config.tariff,
+        config.quote_ttl,
+        Utc::now(),
+    )?;
+    let db = db::open()?;
+    db.transaction(|tx| db::insert_quote(tx, &q))?;
+    log!(
+        COMPONENT,
+        ctx.correlation,
+        "quote {}: {} KRW for {} m by road{}",
+        q.quote_id,
+        q.fare.as_krw(),
+        q.road_meters,
+        if q.night_surcharge { " (night)" } else { "" }
+    );
+    Ok(http::json(201, &q, ctx))
 }

@@ -1,6 +1,8 @@
 //! grab's typed configuration, read once per request from Spin variables.
 
 use anyhow::bail;
+use chrono::{FixedOffset, NaiveTime};
+use htaxi_shared::domain::fare::{NightSurcharge, Tariff};
 use htaxi_shared::domain::grab::BreakerPolicy;
 use htaxi_shared::platform::{config, idempotency};
 use std::time::Duration;
@@ -25,6 +27,10 @@ pub struct Config {
     /// (`idempotency_lease_ms`, `idempotency_ttl_secs`). The lease should outlast the
     /// longest pay call; a shorter one only re-drives the same per-grab idempotent charge.
     pub idempotency: idempotency::Policy,
+    /// How fares are priced (`fare_*` variables) and how long a quote lives
+    /// (`fare_quote_ttl_secs`).
+    pub tariff: Tariff,
+    pub quote_ttl: chrono::Duration,
 }
 
 impl Config {
@@ -55,6 +61,37 @@ impl Config {
                 cooldown_ms: i64::from(cooldown_ms),
             },
             idempotency: idempotency::Policy::load()?,
+            tariff: tariff()?,
+            quote_ttl: chrono::Duration::seconds(
+                config::parsed::<u32>("fare_quote_ttl_secs")?.into(),
+            ),
         })
     }
+}
+
+/// The tariff from its variables; a bad time, zone or value fails naming it.
+fn tariff() -> anyhow::Result<Tariff> {
+    let time = |name: &str| -> anyhow::Result<NaiveTime> {
+        let raw = config::text(name)?;
+        NaiveTime::parse_from_str(raw.trim(), "%H:%M")
+            .map_err(|e| anyhow::anyhow!("Spin variable {name}={raw:?} is not HH:MM: {e}"))
+    };
+    let offset_minutes: i32 = config::parsed("fare_utc_offset_minutes")?;
+    let zone = FixedOffset::east_opt(offset_minutes * 60).ok_or_else(|| {
+        anyhow::anyhow!("fare_utc_offset_minutes={offset_minutes} is out of range")
+    })?;
+    let t = Tariff {
+        base_fare_krw: config::parsed("fare_base_krw")?,
+        base_distance_m: config::parsed("fare_base_distance_m")?,
+        unit_fare_krw: config::parsed("fare_unit_krw")?,
+        unit_distance_m: config::parsed("fare_unit_distance_m")?,
+        road_factor_pct: config::parsed("fare_road_factor_pct")?,
+        night: NightSurcharge {
+            start: time("fare_night_start")?,
+            end: time("fare_night_end")?,
+            percent: config::parsed("fare_night_surcharge_pct")?,
+        },
+        zone,
+    };
+    Ok(t.checked()?)
 }

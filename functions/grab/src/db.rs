@@ -2,9 +2,10 @@
 
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, SecondsFormat, Utc};
+use htaxi_shared::domain::fare::Quote;
 use htaxi_shared::domain::grab::{Breaker, BreakerState, Grab, GrabStatus};
 use htaxi_shared::domain::{GeoPoint, Money, PhoneNumber};
-use htaxi_shared::ids::{AllocationId, CorrelationId, GrabId, PaymentId, TaxiId};
+use htaxi_shared::ids::{AllocationId, CorrelationId, GrabId, PaymentId, QuoteId, TaxiId};
 use htaxi_shared::platform::db::{int, opt_text, text, Db, Migration};
 use spin_sdk::sqlite3::{Row, Value};
 
@@ -25,9 +26,13 @@ pub const MIGRATIONS: &[Migration] = &[
         id: "grab/0003_completed_rides",
         sql: include_str!("../migrations/0003_completed_rides.sql"),
     },
+    Migration {
+        id: "grab/0004_fare_quotes",
+        sql: include_str!("../migrations/0004_fare_quotes.sql"),
+    },
 ];
 
-const GRAB_COLUMNS: &str = "id, status, phone_number, starting_point, destination, estimated_fee, payment_id, allocation_id, taxi_id, taxi_num, reason, correlation_id, created_at, updated_at";
+const GRAB_COLUMNS: &str = "id, status, phone_number, starting_point, destination, estimated_fee, payment_id, allocation_id, taxi_id, taxi_num, reason, correlation_id, created_at, updated_at, quote_id";
 
 /// Open the database, migrating it if needed.
 pub fn open() -> anyhow::Result<Db> {
@@ -69,6 +74,7 @@ fn grab_from_row(row: &Row<'_>) -> anyhow::Result<Grab> {
             row.get::<i64>("estimated_fee")
                 .context("grabs.estimated_fee")?,
         )?,
+        quote_id: opt("quote_id").map(QuoteId::parse).transpose()?,
         payment_id: opt("payment_id").map(PaymentId::parse).transpose()?,
         allocation_id: opt("allocation_id").map(AllocationId::parse).transpose()?,
         taxi_id: opt("taxi_id").map(TaxiId::parse).transpose()?,
@@ -116,7 +122,7 @@ fn point_json(p: &GeoPoint) -> anyhow::Result<String> {
 /// Store a new grab (inside the caller's transaction).
 pub fn insert(tx: &Db, g: &Grab) -> anyhow::Result<()> {
     let sql = format!(
-        "INSERT INTO grabs ({GRAB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO grabs ({GRAB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     );
     tx.exec(
         &sql,
@@ -135,6 +141,7 @@ pub fn insert(tx: &Db, g: &Grab) -> anyhow::Result<()> {
             text(g.correlation_id.as_str()),
             text(timestamp(g.created_at)),
             text(timestamp(g.updated_at)),
+            opt_text(g.quote_id.as_ref().map(ToString::to_string)),
         ],
     )
 }
@@ -198,5 +205,68 @@ pub fn save_breaker(tx: &Db, b: &Breaker) -> anyhow::Result<()> {
             opt_text(b.last_failure_reason.clone()),
             opt_int(b.last_failure_at_ms),
         ],
+    )
+}
+
+// ---------------------------------------------------------------- fare quotes
+
+/// Store a new quote.
+pub fn insert_quote(tx: &Db, q: &Quote) -> anyhow::Result<()> {
+    tx.exec(
+        "INSERT INTO fare_quotes (quote_id, phone_number, starting_point, destination, fare, straight_line_meters, road_meters, night_surcharge, quoted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            text(q.quote_id.as_str()),
+            text(q.phone_number.as_str()),
+            text(point_json(&q.starting_point)?),
+            text(point_json(&q.destination)?),
+            int(q.fare.as_krw()),
+            int(i64::try_from(q.straight_line_meters).context("distance")?),
+            int(i64::try_from(q.road_meters).context("distance")?),
+            int(i64::from(q.night_surcharge)),
+            text(timestamp(q.quoted_at)),
+            text(timestamp(q.expires_at)),
+        ],
+    )
+}
+
+/// The quote with this id, if stored.
+pub fn quote(db: &Db, id: &QuoteId) -> anyhow::Result<Option<Quote>> {
+    let r = db.query(
+        "SELECT quote_id, phone_number, starting_point, destination, fare, straight_line_meters, road_meters, night_surcharge, quoted_at, expires_at FROM fare_quotes WHERE quote_id = ?",
+        &[text(id.as_str())],
+    )?;
+    let found = r.rows().next().map(|row| {
+        let col = |c: &'static str| {
+            row.get::<&str>(c)
+                .ok_or_else(|| anyhow!("fare_quotes.{c} missing"))
+        };
+        let num = |c: &'static str| {
+            row.get::<i64>(c)
+                .ok_or_else(|| anyhow!("fare_quotes.{c} missing"))
+        };
+        let point = |c: &'static str| -> anyhow::Result<GeoPoint> {
+            serde_json::from_str(col(c)?).with_context(|| format!("fare_quotes.{c}"))
+        };
+        Ok::<_, anyhow::Error>(Quote {
+            quote_id: QuoteId::parse(col("quote_id")?)?,
+            phone_number: PhoneNumber::parse(col("phone_number")?)?,
+            starting_point: point("starting_point")?,
+            destination: point("destination")?,
+            fare: Money::krw(num("fare")?)?,
+            straight_line_meters: u64::try_from(num("straight_line_meters")?)?,
+            road_meters: u64::try_from(num("road_meters")?)?,
+            night_surcharge: num("night_surcharge")? != 0,
+            quoted_at: parse_time(col("quoted_at")?)?,
+            expires_at: parse_time(col("expires_at")?)?,
+        })
+    });
+    found.transpose()
+}
+
+/// Forget quotes that expired before `cutoff` (a grab keeps its fare and quote id).
+pub fn sweep_quotes(tx: &Db, cutoff: DateTime<Utc>) -> anyhow::Result<()> {
+    tx.exec(
+        "DELETE FROM fare_quotes WHERE expires_at < ?",
+        &[text(timestamp(cutoff))],
     )
 }

@@ -1,6 +1,8 @@
 //! grab: the rider's front door. `POST /grabs` stores a ride request and charges it
 //! synchronously through pay (deadline, bounded retries with one Idempotency-Key, and a
-//! circuit breaker shared by every instance in SQLite); `DELETE /grabs/{id}` cancels it
+//! circuit breaker shared by every instance in SQLite); `POST /fares/quote` prices a trip from the
+//! tariff (the grab is charged its quote's fare, never one the client sent);
+//! `DELETE /grabs/{id}` cancels it
 //! before the ride starts; `/events/grab` folds allocate's facts in. It emits
 //! GrabRequested and GrabCancelled through its outbox.
 
@@ -41,6 +43,10 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
             _ => Err(ApiError::MethodNotAllowed {
                 allow: "GET, DELETE",
             }),
+        },
+        ["fares", "quote"] => match method {
+            Method::Post => api::quote_fare(ctx, req),
+            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
         },
         ["events", "grab"] => match method {
             Method::Post => events::receive(ctx, req),

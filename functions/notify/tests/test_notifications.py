@@ -152,8 +152,15 @@ def test_taxi_allocated_tells_the_rider_the_plate_and_distance_and_the_driver_th
     rider, driver = notes
     assert (rider.audience, driver.audience) == (core.RIDER, core.DRIVER)
     assert driver.taxi_id == TAXI
-    assert core.message(rider, ride) == "Your taxi 서울32저4703 is on its way, 850 m from you."
+    assert core.message(rider, ride) == (
+        f"Your taxi 서울32저4703 is on its way, 850 m from you. Fare: {ride.amount:,} KRW, as quoted."
+    )
     assert core.message(driver, ride) == "New pickup: collect the rider at Seoul Station and take them to Gangnam Station."
+
+
+def test_before_the_payment_arrives_the_rider_is_told_the_taxi_without_a_fare():
+    rider, _ = core.decide(event(core.TAXI_ALLOCATED))
+    assert core.message(rider, None) == "Your taxi 서울32저4703 is on its way, 850 m from you."
 
 
 def test_a_pickup_that_overtook_the_payment_reads_in_full_once_the_payment_arrives():

@@ -7,11 +7,12 @@
 //! every transition only ever moves forward: a late fact never undoes a later one.
 //! Everything here is pure: the shell passes ids and time in.
 
+use crate::domain::fare::Quote;
 use crate::domain::payment::point_field;
 use crate::domain::values::GeoPointDto;
 use crate::domain::{GeoPoint, InvalidValue, Money, PhoneNumber};
 use crate::events::{DomainEvent, GrabCancelled, GrabRequested};
-use crate::ids::{AllocationId, CorrelationId, GrabId, PaymentId, TaxiId};
+use crate::ids::{AllocationId, CorrelationId, GrabId, PaymentId, QuoteId, TaxiId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +89,10 @@ pub struct Grab {
     pub phone_number: PhoneNumber,
     pub starting_point: GeoPoint,
     pub destination: GeoPoint,
+    /// The fare charged: the quote's, never one the client sent.
     pub estimated_fee: Money,
+    /// The quote the grab was booked on (none for grabs stored before quotes existed).
+    pub quote_id: Option<QuoteId>,
     pub payment_id: Option<PaymentId>,
     pub allocation_id: Option<AllocationId>,
     pub taxi_id: Option<TaxiId>,
@@ -100,38 +104,56 @@ pub struct Grab {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Command: a rider asks for a taxi.
+/// Command: a rider books a quoted trip. The points are optional; when given they must be
+/// the quote's (the rider is charged for the trip that was priced).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestGrab {
     pub phone_number: PhoneNumber,
-    pub starting_point: GeoPoint,
-    pub destination: GeoPoint,
-    pub estimated_fee: Money,
+    pub quote_id: QuoteId,
+    pub starting_point: Option<GeoPoint>,
+    pub destination: Option<GeoPoint>,
 }
 
-/// The wire shape of `POST /grabs`.
+/// The wire shape of `POST /grabs`. `estimatedFee` is still accepted from older clients
+/// but never sets the charge: the grab costs its quote's fare.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestGrabDto {
     pub phone_number: String,
-    pub starting_point: GeoPointDto,
-    pub destination: GeoPointDto,
-    pub estimated_fee: i64,
+    #[serde(default)]
+    pub quote_id: Option<String>,
+    #[serde(default)]
+    pub starting_point: Option<GeoPointDto>,
+    #[serde(default)]
+    pub destination: Option<GeoPointDto>,
+    #[serde(default)]
+    pub estimated_fee: Option<i64>,
 }
 
 impl TryFrom<RequestGrabDto> for RequestGrab {
     type Error = InvalidValue;
 
-    /// Parse every field; fails naming the first invalid one (`startingPoint.lat`, ...).
+    /// Parse every field; fails naming the first invalid one (`quoteId`, `startingPoint.lat`, ...).
     fn try_from(d: RequestGrabDto) -> Result<Self, InvalidValue> {
+        let quote_id = d.quote_id.ok_or_else(|| {
+            InvalidValue::new(
+                "quoteId",
+                "is required: ask POST /fares/quote for a fare first",
+            )
+        })?;
+        let point = |p: Option<GeoPointDto>, name: &'static str| {
+            p.map(|p| {
+                GeoPoint::try_from(p)
+                    .map_err(|e| InvalidValue::new(point_field(name, e.field), e.reason))
+            })
+            .transpose()
+        };
         Ok(Self {
             phone_number: PhoneNumber::parse(&d.phone_number)?,
-            starting_point: GeoPoint::try_from(d.starting_point)
-                .map_err(|e| InvalidValue::new(point_field("startingPoint", e.field), e.reason))?,
-            destination: GeoPoint::try_from(d.destination)
-                .map_err(|e| InvalidValue::new(point_field("destination", e.field), e.reason))?,
-            estimated_fee: Money::krw(d.estimated_fee)
-                .map_err(|e| InvalidValue::new("estimatedFee", e.reason))?,
+            quote_id: QuoteId::parse(quote_id.trim())
+                .map_err(|e| InvalidValue::new("quoteId", e.to_string()))?,
+            starting_point: point(d.starting_point, "startingPoint")?,
+            destination: point(d.destination, "destination")?,
         })
     }
 }
@@ -220,28 +242,50 @@ pub enum GrabError {
     NothingToCancel(&'static str),
 }
 
-/// Decide a new grab: it starts `Requested` and `GrabRequested` is published.
+/// Decide a new grab for a quote the rider may book (see [`crate::domain::fare::redeem`]):
+/// it starts `Requested`, costs the quote's fare and `GrabRequested` is published. Fails
+/// naming the point when the request names another trip than the quote priced.
 pub fn request(
     id: GrabId,
     cmd: RequestGrab,
+    quote: &Quote,
     correlation_id: CorrelationId,
     now: DateTime<Utc>,
-) -> (Grab, DomainEvent) {
+) -> Result<(Grab, DomainEvent), InvalidValue> {
+    let same_place = |a: &GeoPoint, b: &GeoPoint| a.lat() == b.lat() && a.lng() == b.lng();
+    for (field, asked, quoted) in [
+        ("startingPoint", &cmd.starting_point, &quote.starting_point),
+        ("destination", &cmd.destination, &quote.destination),
+    ] {
+        if asked.as_ref().is_some_and(|p| !same_place(p, quoted)) {
+            return Err(InvalidValue::new(
+                field,
+                "is not the point the quote priced",
+            ));
+        }
+    }
+    // A name the rider gives now wins over the quote's; the coordinates are the quote's.
+    let named =
+        |asked: Option<GeoPoint>, quoted: &GeoPoint| asked.unwrap_or_else(|| quoted.clone());
+    let starting_point = named(cmd.starting_point, &quote.starting_point);
+    let destination = named(cmd.destination, &quote.destination);
     let event = DomainEvent::GrabRequested(GrabRequested {
         grab_id: id.clone(),
         phone_number: cmd.phone_number.clone(),
-        starting_point: cmd.starting_point.clone(),
-        destination: cmd.destination.clone(),
-        estimated_fee: cmd.estimated_fee,
+        starting_point: starting_point.clone(),
+        destination: destination.clone(),
+        estimated_fee: quote.fare,
+        quote_id: Some(quote.quote_id.clone()),
         requested_at: now,
     });
     let grab = Grab {
         id,
         status: GrabStatus::Requested,
         phone_number: cmd.phone_number,
-        starting_point: cmd.starting_point,
-        destination: cmd.destination,
-        estimated_fee: cmd.estimated_fee,
+        starting_point,
+        destination,
+        estimated_fee: quote.fare,
+        quote_id: Some(quote.quote_id.clone()),
         payment_id: None,
         allocation_id: None,
         taxi_id: None,
@@ -251,7 +295,7 @@ pub fn request(
         created_at: now,
         updated_at: now,
     };
-    (grab, event)
+    Ok((grab, event))
 }
 
 /// The result of settling the pay call: the grab as it now stands and what to publish.
@@ -560,25 +604,50 @@ mod tests {
         TaxiId::parse("33333333-2222-4333-8444-555555555555").unwrap()
     }
 
+    fn quote_id() -> QuoteId {
+        QuoteId::parse("44444444-2222-4333-8444-555555555555").unwrap()
+    }
+
     fn dto() -> RequestGrabDto {
         serde_json::from_value(serde_json::json!({
             "phoneNumber": "010-1234-5678",
+            "quoteId": quote_id().to_string(),
             "startingPoint": {"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"},
             "destination": {"lat": 37.4979, "lng": 127.0276, "name": "Gangnam"},
-            "estimatedFee": 15000
+            "estimatedFee": 1
         }))
         .unwrap()
     }
 
-    /// A grab just requested.
-    fn requested() -> Grab {
+    /// The quote the rider asked for: Seoul Station to Gangnam, 12,400 KRW.
+    fn a_quote() -> Quote {
+        Quote {
+            quote_id: quote_id(),
+            phone_number: PhoneNumber::parse("010-1234-5678").unwrap(),
+            starting_point: GeoPoint::new(37.5547, 126.9707, None).unwrap(),
+            destination: GeoPoint::new(37.4979, 127.0276, None).unwrap(),
+            fare: Money::krw(12_400).unwrap(),
+            straight_line_meters: 8_000,
+            road_meters: 10_400,
+            night_surcharge: false,
+            quoted_at: t("09:59:00"),
+            expires_at: t("10:04:00"),
+        }
+    }
+
+    fn request_with(d: RequestGrabDto) -> Result<(Grab, DomainEvent), InvalidValue> {
         request(
             grab_id(),
-            RequestGrab::try_from(dto()).unwrap(),
+            RequestGrab::try_from(d).unwrap(),
+            &a_quote(),
             CorrelationId::parse("ride-1").unwrap(),
             t("10:00:00"),
         )
-        .0
+    }
+
+    /// A grab just requested.
+    fn requested() -> Grab {
+        request_with(dto()).unwrap().0
     }
 
     /// A grab in `status` (built through real transitions where it matters).
@@ -644,14 +713,9 @@ mod tests {
 
     #[test]
     fn requesting_a_grab_stores_it_requested_and_publishes_grab_requested() {
-        let (grab, event) = request(
-            grab_id(),
-            RequestGrab::try_from(dto()).unwrap(),
-            CorrelationId::parse("ride-1").unwrap(),
-            t("10:00:00"),
-        );
+        let (grab, event) = request_with(dto()).unwrap();
         assert_eq!(grab.status, GrabStatus::Requested);
-        assert_eq!(grab.estimated_fee.as_krw(), 15_000);
+        assert_eq!(grab.quote_id, Some(quote_id()));
         assert_eq!(grab.created_at, grab.updated_at);
         let DomainEvent::GrabRequested(e) = event else {
             panic!("expected GrabRequested")
@@ -659,6 +723,38 @@ mod tests {
         assert_eq!(e.grab_id, grab_id());
         assert_eq!(e.starting_point.name(), Some("Seoul Station"));
         assert_eq!(e.requested_at, t("10:00:00"));
+        assert_eq!(e.quote_id, Some(quote_id()));
+    }
+
+    #[test]
+    fn a_rider_who_sends_a_made_up_fare_is_charged_the_quote() {
+        let (grab, event) = request_with(dto()).unwrap();
+        assert_eq!(grab.estimated_fee.as_krw(), 12_400, "not the 1 KRW sent");
+        let DomainEvent::GrabRequested(e) = event else {
+            panic!("expected GrabRequested")
+        };
+        assert_eq!(e.estimated_fee.as_krw(), 12_400);
+    }
+
+    #[test]
+    fn a_request_without_points_takes_the_quotes_trip() {
+        let mut d = dto();
+        d.starting_point = None;
+        d.destination = None;
+        let (grab, _) = request_with(d).unwrap();
+        assert_eq!(grab.starting_point, a_quote().starting_point);
+        assert_eq!(grab.destination, a_quote().destination);
+    }
+
+    #[test]
+    fn a_request_for_another_trip_than_the_quote_is_refused_naming_the_point() {
+        let mut d = dto();
+        d.destination = Some(GeoPointDto {
+            lat: 37.5665,
+            lng: 126.978,
+            name: None,
+        });
+        assert_eq!(request_with(d).unwrap_err().field, "destination");
     }
 
     #[test]
@@ -669,12 +765,18 @@ mod tests {
             RequestGrab::try_from(d).unwrap_err().field
         };
         assert_eq!(field(|d| d.phone_number = "call me".into()), "phoneNumber");
-        assert_eq!(field(|d| d.estimated_fee = 0), "estimatedFee");
-        assert_eq!(field(|d| d.estimated_fee = -5), "estimatedFee");
-        assert_eq!(field(|d| d.starting_point.lat = 95.0), "startingPoint.lat");
-        assert_eq!(field(|d| d.destination.lng = -181.0), "destination.lng");
+        assert_eq!(field(|d| d.quote_id = None), "quoteId");
+        assert_eq!(field(|d| d.quote_id = Some("q-1".into())), "quoteId");
         assert_eq!(
-            field(|d| d.destination.name = Some("x".repeat(201))),
+            field(|d| d.starting_point.as_mut().unwrap().lat = 95.0),
+            "startingPoint.lat"
+        );
+        assert_eq!(
+            field(|d| d.destination.as_mut().unwrap().lng = -181.0),
+            "destination.lng"
+        );
+        assert_eq!(
+            field(|d| d.destination.as_mut().unwrap().name = Some("x".repeat(201))),
             "destination.name"
         );
     }

@@ -8,7 +8,7 @@
 
 use super::values::{GeoPoint, Money, PhoneNumber};
 use crate::events::{self, DomainEvent};
-use crate::ids::{AllocationId, GrabId, PaymentId, TaxiId};
+use crate::ids::{AllocationId, GrabId, PaymentId, QuoteId, TaxiId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,7 @@ pub fn occurred_at(event: &DomainEvent) -> DateTime<Utc> {
         DomainEvent::PaymentApproved(e) => e.approved_at,
         DomainEvent::PaymentRejected(e) => e.rejected_at,
         DomainEvent::PaymentRefunded(e) => e.refunded_at,
+        DomainEvent::TaxiOffered(e) => e.offered_at,
         DomainEvent::TaxiAllocated(e) => e.allocated_at,
         DomainEvent::AllocationFailed(e) => e.failed_at,
         DomainEvent::AllocationCancelled(e) => e.cancelled_at,
@@ -68,6 +69,9 @@ pub struct GrabFacts {
     pub payment_approved: Option<events::PaymentApproved>,
     pub payment_rejected: Option<events::PaymentRejected>,
     pub payment_refunded: Option<events::PaymentRefunded>,
+    /// The latest offer (highest `offerNumber`) whatever the arrival order.
+    #[serde(default)]
+    pub latest_offer: Option<events::TaxiOffered>,
     pub taxi_allocated: Option<events::TaxiAllocated>,
     pub allocation_failed: Option<events::AllocationFailed>,
     pub allocation_cancelled: Option<events::AllocationCancelled>,
@@ -110,6 +114,15 @@ impl GrabFacts {
             DomainEvent::PaymentApproved(e) => fill(&mut self.payment_approved, e),
             DomainEvent::PaymentRejected(e) => fill(&mut self.payment_rejected, e),
             DomainEvent::PaymentRefunded(e) => fill(&mut self.payment_refunded, e),
+            DomainEvent::TaxiOffered(e) => {
+                if self
+                    .latest_offer
+                    .as_ref()
+                    .is_none_or(|o| o.offer_number < e.offer_number)
+                {
+                    self.latest_offer = Some(e.clone());
+                }
+            }
             DomainEvent::TaxiAllocated(e) => fill(&mut self.taxi_allocated, e),
             DomainEvent::AllocationFailed(e) => fill(&mut self.allocation_failed, e),
             DomainEvent::AllocationCancelled(e) => fill(&mut self.allocation_cancelled, e),
@@ -136,6 +149,8 @@ pub enum PaymentStatus {
 /// The allocation's status as events report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AllocationStatus {
+    /// Offered to a taxi whose driver has not answered yet.
+    Offered,
     Allocated,
     Failed,
     Cancelled,
@@ -164,12 +179,20 @@ pub struct GrabStatusView {
     pub starting_point: Option<GeoPoint>,
     pub destination: Option<GeoPoint>,
     pub estimated_fee: Option<Money>,
+    /// What the ride costs: the quoted fare (GrabRequested), else the amount charged.
+    pub fare: Option<Money>,
+    /// The quote the ride was booked on.
+    pub quote_id: Option<QuoteId>,
     pub payment_id: Option<PaymentId>,
     pub amount: Option<Money>,
     pub allocation_id: Option<AllocationId>,
     pub taxi_id: Option<TaxiId>,
     pub taxi_num: Option<String>,
     pub distance_meters: Option<u64>,
+    /// How many taxis the ride was offered to so far.
+    pub offer_number: Option<u32>,
+    /// Until when the current offer waits for its driver (until one accepted).
+    pub offer_expires_at: Option<DateTime<Utc>>,
     /// Why the ride ended where it did (cancel, failure, rejection, refund).
     pub reason: Option<String>,
     /// `rider` or `system` when the grab was cancelled.
@@ -232,8 +255,8 @@ pub fn payment_status(f: &GrabFacts) -> Option<PaymentStatus> {
     }
 }
 
-/// The allocation status: Cancelled > Completed > RideStarted > Allocated | Failed; `None`
-/// before any.
+/// The allocation status: Cancelled > Completed > RideStarted > Allocated > Failed >
+/// Offered; `None` before any.
 pub fn allocation_status(f: &GrabFacts) -> Option<AllocationStatus> {
     if f.allocation_cancelled.is_some() {
         Some(AllocationStatus::Cancelled)
@@ -245,6 +268,8 @@ pub fn allocation_status(f: &GrabFacts) -> Option<AllocationStatus> {
         Some(AllocationStatus::Allocated)
     } else if f.allocation_failed.is_some() {
         Some(AllocationStatus::Failed)
+    } else if f.latest_offer.is_some() {
+        Some(AllocationStatus::Offered)
     } else {
         None
     }
@@ -289,6 +314,10 @@ pub fn derive(grab_id: &GrabId, f: &GrabFacts) -> GrabStatusView {
             .map(|r| r.destination.clone())
             .or_else(|| appr.map(|a| a.destination.clone())),
         estimated_fee: req.map(|r| r.estimated_fee),
+        fare: req
+            .map(|r| r.estimated_fee)
+            .or_else(|| appr.map(|a| a.amount)),
+        quote_id: req.and_then(|r| r.quote_id.clone()),
         payment_id: appr
             .map(|a| a.payment_id.clone())
             .or_else(|| f.payment_refunded.as_ref().map(|r| r.payment_id.clone())),
@@ -305,19 +334,32 @@ pub fn derive(grab_id: &GrabId, f: &GrabFacts) -> GrabStatusView {
                 f.allocation_cancelled
                     .as_ref()
                     .map(|c| c.allocation_id.clone())
-            }),
+            })
+            .or_else(|| f.latest_offer.as_ref().map(|o| o.allocation_id.clone())),
         taxi_id: f
             .taxi_allocated
             .as_ref()
             .map(|a| a.taxi_id.clone())
             .or_else(|| f.ride_started.as_ref().map(|r| r.taxi_id.clone()))
-            .or_else(|| f.allocation_cancelled.as_ref().map(|c| c.taxi_id.clone())),
+            .or_else(|| f.allocation_cancelled.as_ref().map(|c| c.taxi_id.clone()))
+            .or_else(|| f.latest_offer.as_ref().map(|o| o.taxi_id.clone())),
         taxi_num: f
             .taxi_allocated
             .as_ref()
             .map(|a| a.taxi_num.clone())
-            .or_else(|| f.ride_started.as_ref().map(|r| r.taxi_num.clone())),
-        distance_meters: f.taxi_allocated.as_ref().map(|a| a.distance_meters),
+            .or_else(|| f.ride_started.as_ref().map(|r| r.taxi_num.clone()))
+            .or_else(|| f.latest_offer.as_ref().map(|o| o.taxi_num.clone())),
+        distance_meters: f
+            .taxi_allocated
+            .as_ref()
+            .map(|a| a.distance_meters)
+            .or_else(|| f.latest_offer.as_ref().map(|o| o.distance_meters)),
+        offer_number: f.latest_offer.as_ref().map(|o| o.offer_number),
+        offer_expires_at: f
+            .latest_offer
+            .as_ref()
+            .filter(|_| f.taxi_allocated.is_none())
+            .map(|o| o.expires_at),
         reason: reason(f, status),
         cancelled_by: f.cancelled.as_ref().map(|c| c.initiated_by.clone()),
         correlation_id,
@@ -383,6 +425,7 @@ mod tests {
             starting_point: station(),
             destination: gangnam(),
             estimated_fee: Money::krw(15_000).unwrap(),
+            quote_id: None,
             requested_at: at(0),
         })
     }
@@ -559,6 +602,11 @@ mod tests {
         assert_eq!(v.distance_meters, Some(812));
         assert_eq!(v.payment_id, Some(payment_id()));
         assert_eq!(v.estimated_fee, Some(Money::krw(15_000).unwrap()));
+        assert_eq!(
+            v.fare,
+            Some(Money::krw(15_000).unwrap()),
+            "the fare is shown"
+        );
         assert_eq!(v.created_at, Some(at(0)));
         assert_eq!(v.updated_at, Some(at(3)));
         assert_eq!(v.correlation_id.as_deref(), Some("ride-1"));

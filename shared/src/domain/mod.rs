@@ -2,6 +2,7 @@
 //! Every decision is a plain function over plain structs; the shells pass ids and time in.
 
 pub mod allocation;
+pub mod fare;
 pub mod grab;
 pub mod grab_status;
 pub mod payment;

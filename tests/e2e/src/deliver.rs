@@ -30,11 +30,28 @@ pub fn logged_as_binary(ev: &Value) -> (Vec<(String, String)>, Vec<u8>) {
 }
 
 impl Saga {
-    /// The allocation's driver accepts it, then drops the rider off (RideStarted,
-    /// RideCompleted). `allocation` is allocate's answer (it names the taxi).
+    /// The allocation's driver accepts it (idempotent if the harness's drivers already
+    /// did) and picks the rider up: the answer to `POST /allocations/{id}/pickup`.
+    pub async fn start_ride(&self, allocation: &serde_json::Value) -> Result<crate::Answer> {
+        let allocation_id = allocation["allocationId"].as_str().unwrap_or_default();
+        let driver = self.driver_of(allocation);
+        let accepted = driver
+            .post_raw(&format!("/allocations/{allocation_id}/accept"), b"", &[])
+            .await?;
+        if accepted.status != 200 {
+            return Ok(accepted);
+        }
+        driver
+            .post_raw(&format!("/allocations/{allocation_id}/pickup"), b"", &[])
+            .await
+    }
+
+    /// The allocation's driver accepts it (if the harness's drivers have not yet), picks
+    /// the rider up, then drops them off (TaxiAllocated, RideStarted, RideCompleted).
+    /// `allocation` is allocate's answer (it names the taxi).
     pub async fn accept_and_complete(&self, allocation: &serde_json::Value) -> Result<()> {
         let allocation_id = allocation["allocationId"].as_str().unwrap_or_default();
-        for step in ["accept", "complete"] {
+        for step in ["accept", "pickup", "complete"] {
             let r = self
                 .driver_of(allocation)
                 .post_raw(&format!("/allocations/{allocation_id}/{step}"), b"", &[])

@@ -87,6 +87,8 @@ impl Answer {
 pub struct Saga {
     app: Option<RunningApp>,
     dispatcher: Option<tokio::task::JoinHandle<()>>,
+    /// Drivers who accept every offer (see [`Saga::answer_offers_myself`]).
+    drivers: Option<tokio::task::JoinHandle<()>>,
     pub http: reqwest::Client,
     pub base: String,
     dir: tempfile::TempDir,
@@ -120,6 +122,7 @@ impl Saga {
             keeper,
             app: Some(app),
             dispatcher: Some(dispatcher_loop(base.clone())),
+            drivers: Some(drivers_accepting(base.clone())),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .pool_max_idle_per_host(64)
@@ -135,6 +138,7 @@ impl Saga {
         if let Some(d) = self.dispatcher.take() {
             d.abort();
         }
+        let drivers = self.drivers.take().map(|d| d.abort()).is_some();
         if let Some(app) = self.app.take() {
             app.shutdown().await?;
         }
@@ -142,7 +146,34 @@ impl Saga {
         self.base = app.base_url();
         self.app = Some(app);
         self.dispatcher = Some(dispatcher_loop(self.base.clone()));
+        if drivers {
+            self.drivers = Some(drivers_accepting(self.base.clone()));
+        }
         Ok(())
+    }
+
+    /// Stop the harness's drivers from accepting every offer: the test answers offers
+    /// itself (accept, decline, or let them expire).
+    pub async fn answer_offers_myself(&mut self) {
+        if let Some(d) = self.drivers.take() {
+            d.abort();
+            tokio::time::sleep(Duration::from_millis(2 * DRIVERS_EVERY_MS)).await;
+        }
+    }
+
+    /// The grab's open offer (`GET /allocations?grabId=`), once there is one.
+    pub async fn offer_of(&self, grab_id: &str) -> Result<Value> {
+        let path = format!("/allocations?grabId={grab_id}");
+        self.eventually("an open offer", Duration::from_secs(20), || {
+            let path = path.clone();
+            async move {
+                let a = self.get(&path).await?;
+                Ok(list_of(&a.body, "allocations")
+                    .into_iter()
+                    .find(|o| o["status"] == json!("Offered")))
+            }
+        })
+        .await
     }
 
     /// Stop the dispatcher loop (to see what the ingress alone does); waits out the
@@ -271,10 +302,40 @@ impl Saga {
         Ok(a.body["taxiId"].as_str().context("taxiId")?.to_owned())
     }
 
-    /// The rider of `phone` requests a ride from near Seoul Station; returns the answer.
-    pub async fn request_grab(&self, phone: &str, fee: i64) -> Result<Answer> {
+    /// The rider of `phone` asks `POST /fares/quote` for a ride from Seoul Station to
+    /// `destination`; returns the quote (fails unless 201).
+    pub async fn quote(&self, phone: &str, destination: Value) -> Result<Value> {
+        self.quote_trip(phone, seoul_station(), destination).await
+    }
+
+    /// The rider of `phone` asks `POST /fares/quote` for a ride from `start` to
+    /// `destination`; returns the quote (fails unless 201).
+    pub async fn quote_trip(&self, phone: &str, start: Value, destination: Value) -> Result<Value> {
+        let a = self
+            .rider(phone)
+            .post(
+                "/fares/quote",
+                &json!({"startingPoint": start, "destination": destination}),
+            )
+            .await?;
+        if a.status != 201 {
+            bail!("quoting a fare for {phone}: {} {}", a.status, a.text);
+        }
+        Ok(a.body)
+    }
+
+    /// The rider of `phone` books a quoted ride from Seoul Station to Gangnam Station;
+    /// returns the answer to `POST /grabs`.
+    pub async fn request_grab(&self, phone: &str) -> Result<Answer> {
+        self.request_grab_to(phone, gangnam()).await
+    }
+
+    /// The rider of `phone` books a quoted ride from Seoul Station to `destination`
+    /// (e.g. [`busan`], a fare over the payment limit).
+    pub async fn request_grab_to(&self, phone: &str, destination: Value) -> Result<Answer> {
+        let quote = self.quote(phone, destination).await?;
         self.rider(phone)
-            .post(&grab_path(), &grab_body(phone, fee))
+            .post(&grab_path(), &grab_body(phone, &quote))
             .await
     }
 
@@ -353,7 +414,7 @@ impl Saga {
         .await
     }
 
-    /// The allocation allocate made for a grab (`GET /allocations?grabId=`), once there is one.
+    /// The grab's latest allocation (`GET /allocations?grabId=`), once there is one.
     pub async fn allocation_of(&self, grab_id: &str) -> Result<Value> {
         let path = format!("/allocations?grabId={grab_id}");
         self.eventually("an allocation", Duration::from_secs(20), || {
@@ -526,6 +587,52 @@ pub fn dispatcher_loop(base: String) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// How often the harness's drivers look for offers.
+const DRIVERS_EVERY_MS: u64 = 50;
+
+/// Drivers who accept every open offer, as each taxi's driver, until aborted: most suites
+/// test what happens after a taxi is assigned, as `make up`'s walk-through drivers would.
+pub fn drivers_accepting(base: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        let list = format!("{base}/allocations?limit=500");
+        loop {
+            tokio::time::sleep(Duration::from_millis(DRIVERS_EVERY_MS)).await;
+            let operator = format!("Bearer {}", tokens::mint(Who::Operator));
+            let Ok(r) = http
+                .get(&list)
+                .header("authorization", operator)
+                .send()
+                .await
+            else {
+                continue;
+            };
+            let Ok(body) = r.json::<Value>().await else {
+                continue;
+            };
+            for offer in list_of(&body, "allocations") {
+                if offer["status"] != json!("Offered") {
+                    continue;
+                }
+                let (Some(id), Some(taxi)) =
+                    (offer["allocationId"].as_str(), offer["taxiId"].as_str())
+                else {
+                    continue;
+                };
+                let driver = format!("Bearer {}", tokens::mint(Who::Driver(taxi.to_owned())));
+                let _ = http
+                    .post(format!("{base}/allocations/{id}/accept"))
+                    .header("authorization", driver)
+                    .send()
+                    .await;
+            }
+        }
+    })
+}
+
 async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
     let root = repo_root();
     for c in ["grab", "pay", "allocate", "grab_status", "notify", "broker"] {
@@ -589,13 +696,28 @@ pub fn grab_path() -> String {
     "/grabs".to_owned()
 }
 
-/// A valid grab request body.
-pub fn grab_body(phone: &str, fee: i64) -> Value {
+/// Where every harness ride starts.
+pub fn seoul_station() -> Value {
+    json!({"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"})
+}
+
+/// An ordinary ride's destination (about 8 km from Seoul Station).
+pub fn gangnam() -> Value {
+    json!({"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"})
+}
+
+/// A destination whose fare (about 326,000 KRW) is over the payment limit (300,000 KRW).
+pub fn busan() -> Value {
+    json!({"lat": 35.1151, "lng": 129.0415, "name": "Busan Station"})
+}
+
+/// A valid grab request body booking `quote` (an answer of `POST /fares/quote`).
+pub fn grab_body(phone: &str, quote: &Value) -> Value {
     json!({
         "phoneNumber": phone,
-        "startingPoint": {"lat": 37.5547, "lng": 126.9707, "name": "Seoul Station"},
-        "destination": {"lat": 37.4979, "lng": 127.0276, "name": "Gangnam Station"},
-        "estimatedFee": fee
+        "quoteId": quote["quoteId"],
+        "startingPoint": quote["startingPoint"],
+        "destination": quote["destination"],
     })
 }
 
@@ -662,15 +784,20 @@ pub async fn check_invariants(s: &Saga, grab_ids: &[String]) -> Result<Invariant
         let mut active = false;
         let mut completed = false;
         let mut allocation_status = Value::Null;
-        for a in &allocations {
+        // Every offer of the ride, latest first: the latest is what the view shows (a
+        // declined or expired last offer shows as the ride's failure).
+        for (n, a) in allocations.iter().enumerate() {
             let st = a["status"]
                 .as_str()
                 .or(a["allocationStatus"].as_str())
                 .unwrap_or("");
-            allocation_status = json!(st);
+            if n == 0 && !matches!(st, "Declined" | "Expired") {
+                allocation_status = json!(st);
+            }
             completed |= st == "Completed";
-            if st == "Allocated" || st == "RideStarted" {
-                active = true;
+            active |= st == "Allocated" || st == "RideStarted";
+            // An open offer holds its taxi too: no taxi is ever held for two rides.
+            if matches!(st, "Offered" | "Allocated" | "RideStarted") {
                 let taxi = a["taxiId"].as_str().unwrap_or("").to_owned();
                 if let Some(other) = active_taxis.insert(taxi.clone(), id.clone()) {
                     bail!("taxi {taxi} has two active rides: grabs {other} and {id}");

@@ -98,7 +98,8 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
         .await
         .unwrap();
     let other_taxi = uuid();
-    let g = s.request_grab(A, 15_000).await.unwrap();
+    let quote_a = s.quote(A, gangnam()).await.unwrap();
+    let g = s.request_grab(A).await.unwrap();
     assert_eq!(g.status, 201, "{}", g.text);
     let grab = g.body["id"].as_str().unwrap().to_owned();
     let alloc = s.allocation_of(&grab).await.unwrap();
@@ -113,8 +114,14 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
         row(
             "POST",
             "/grabs",
-            Some(grab_body(A, 9_000)),
+            Some(grab_body(A, &quote_a)),
             [U, U, U, U, 0, 403, 403, 403, 403],
+        ),
+        row(
+            "POST",
+            "/fares/quote",
+            Some(json!({"startingPoint": seoul_station(), "destination": gangnam()})),
+            [U, U, U, U, 201, 201, 403, 403, 403],
         ),
         row(
             "GET",
@@ -190,6 +197,30 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
             "POST",
             &format!("/allocations/{alloc_id}/accept"),
             None,
+            [U, U, U, U, 403, 403, 0, 404, 403],
+        ),
+        row(
+            "POST",
+            &format!("/allocations/{alloc_id}/decline"),
+            None,
+            [U, U, U, U, 403, 403, 409, 404, 403],
+        ),
+        row(
+            "POST",
+            &format!("/allocations/{alloc_id}/pickup"),
+            None,
+            [U, U, U, U, 403, 403, 0, 404, 403],
+        ),
+        row(
+            "PUT",
+            &format!("/taxis/{taxi}/duty"),
+            Some(json!({"duty": "OnDuty"})),
+            [U, U, U, U, 403, 403, 200, 404, 403],
+        ),
+        row(
+            "PUT",
+            &format!("/taxis/{taxi}/location"),
+            Some(json!({"location": {"lat": 37.5561, "lng": 126.9721}})),
             [U, U, U, U, 403, 403, 0, 404, 403],
         ),
         row(
@@ -336,11 +367,7 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
     );
 
     // The allowed writes, last.
-    let accept = s
-        .driver(&taxi)
-        .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
-        .await
-        .unwrap();
+    let accept = s.start_ride(&alloc).await.unwrap();
     assert_eq!(accept.status, 200, "{}", accept.text);
     let done = s
         .driver(&taxi)
@@ -364,7 +391,7 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
     );
     let second = s
         .rider(A)
-        .post(&grab_path(), &grab_body(A, 9_000))
+        .post(&grab_path(), &grab_body(A, &quote_a))
         .await
         .unwrap();
     assert_eq!(second.status, 201, "{}", second.text);
@@ -400,9 +427,10 @@ async fn send_as(s: &Saga, token: Option<String>, r: &Row) -> Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rider_cannot_book_for_someone_elses_number_and_nothing_is_stored() {
     let s = Saga::start().await.unwrap();
+    let quote = s.quote(B, gangnam()).await.unwrap();
     let a = s
         .rider(B)
-        .post(&grab_path(), &grab_body(A, 9_000))
+        .post(&grab_path(), &grab_body(A, &quote))
         .await
         .unwrap();
     a.assert_problem(403);

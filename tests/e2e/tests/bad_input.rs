@@ -39,8 +39,13 @@ fn json_case(
     )
 }
 
+/// A quote as `POST /fares/quote` answers it, but never stored: booking it is refused.
+fn unstored_quote() -> Value {
+    json!({"quoteId": uuid(), "startingPoint": seoul_station(), "destination": gangnam()})
+}
+
 fn grab_with(f: impl FnOnce(&mut Value)) -> Value {
-    let mut b = grab_body("010-1234-5678", 15_000);
+    let mut b = grab_body("010-1234-5678", &unstored_quote());
     f(&mut b);
     b
 }
@@ -106,7 +111,7 @@ fn cases() -> Vec<Case> {
             "/grabs",
             grab_with(|b| b["estimatedFee"] = json!(-5)),
             422,
-            "negative fee",
+            "a quote never issued (the fee sent does not matter)",
         ),
         json_case(
             "POST",
@@ -294,6 +299,105 @@ fn cases() -> Vec<Case> {
         ),
         // nowhere
         case("GET", "/nope", b"", 404, "unknown route"),
+        // fare quotes (issue 13)
+        case(
+            "POST",
+            "/fares/quote",
+            b"{not json",
+            400,
+            "malformed quote JSON",
+        ),
+        json_case(
+            "POST",
+            "/fares/quote",
+            json!({}),
+            422,
+            "quote without points",
+        ),
+        json_case(
+            "POST",
+            "/fares/quote",
+            json!({"startingPoint": seoul_station(), "destination": {"lat": 95.0, "lng": 127.0}}),
+            422,
+            "quote destination latitude out of range",
+        ),
+        json_case(
+            "POST",
+            "/fares/quote",
+            json!({"startingPoint": seoul_station(), "destination": gangnam(), "fare": 1}),
+            422,
+            "quote with a client-set fare",
+        ),
+        case("GET", "/fares/quote", b"", 405, "quotes are POSTed"),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| b["quoteId"] = json!("not-a-quote")),
+            422,
+            "quoteId not a UUID",
+        ),
+        json_case(
+            "POST",
+            "/grabs",
+            grab_with(|b| {
+                b.as_object_mut().unwrap().remove("quoteId");
+            }),
+            422,
+            "grab without a quote",
+        ),
+        // drivers move and rest (issue 13); the driver's own taxi is not registered, so a
+        // valid body would be 404: these bodies are refused first.
+        case(
+            "PUT",
+            "/taxis/{own}/location",
+            b"{not json",
+            400,
+            "malformed location JSON",
+        ),
+        json_case(
+            "PUT",
+            "/taxis/{own}/location",
+            json!({"location": {"lat": 91.0, "lng": 127.0}}),
+            422,
+            "location latitude out of range",
+        ),
+        json_case(
+            "PUT",
+            "/taxis/{own}/location",
+            json!({"lat": 37.5, "lng": 127.0}),
+            422,
+            "location not wrapped in location",
+        ),
+        json_case(
+            "PUT",
+            "/taxis/{own}/duty",
+            json!({"duty": "Napping"}),
+            422,
+            "unknown duty",
+        ),
+        json_case("PUT", "/taxis/{own}/duty", json!({}), 422, "duty missing"),
+        case("POST", "/taxis/{own}/duty", b"", 405, "duty is PUT"),
+        case(
+            "POST",
+            &format!("/allocations/{unknown}/decline"),
+            b"",
+            404,
+            "decline unknown allocation",
+        ),
+        case(
+            "POST",
+            &format!("/allocations/{unknown}/pickup"),
+            b"",
+            404,
+            "pick up unknown allocation",
+        ),
+        case(
+            "GET",
+            "/allocations/nope/decline",
+            b"",
+            405,
+            "decline is POSTed",
+        ),
     ]);
     cases
 }
@@ -303,12 +407,14 @@ async fn every_route_refuses_bad_input_with_problem_json_and_changes_nothing() {
     let s = Saga::start().await.unwrap();
     let driver = uuid();
     let mut failures = Vec::new();
-    for c in cases() {
+    for mut c in cases() {
+        // `{own}` is the calling driver's taxi id.
+        c.path = c.path.replace("{own}", &driver);
         let method = reqwest::Method::from_bytes(c.method.as_bytes()).unwrap();
         // The bad input comes from someone allowed on the route, so it is the input that
         // is refused, not the caller (tests/e2e/tests/authorization.rs covers callers).
         let who = match c.path.split('/').nth(1) {
-            Some("grabs") => Who::Rider("010-1234-5678".into()),
+            Some("grabs" | "fares") => Who::Rider("010-1234-5678".into()),
             Some("taxis" | "allocations") => Who::Driver(driver.clone()),
             _ => Who::Operator,
         };
@@ -405,7 +511,7 @@ async fn a_bad_correlation_id_is_refused_not_echoed() {
     let a = s
         .post_with(
             "/grabs",
-            &grab_body("010-1234-5678", 15_000),
+            &grab_body("010-1234-5678", &unstored_quote()),
             &[("x-correlation-id", "a b c")],
         )
         .await
@@ -430,10 +536,12 @@ async fn a_422_names_the_field_the_client_got_wrong() {
         ),
         (
             grab_with(|b| {
-                b.as_object_mut().unwrap().remove("estimatedFee");
+                b.as_object_mut().unwrap().remove("quoteId");
             }),
-            "estimatedFee",
+            "quoteId",
         ),
+        (grab_with(|b| b["quoteId"] = json!("q-1")), "quoteId"),
+        (grab_with(|_| {}), "quoteId"),
         (
             grab_with(|b| b["estimatedFee"] = json!(12.5)),
             "estimatedFee",

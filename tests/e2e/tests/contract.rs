@@ -24,7 +24,7 @@ fn the_contract_defines_every_event_type_with_a_schema_and_every_subscription_it
         .map(|n| format!("htaxi.{n}"))
         .collect();
     assert_eq!(contract.types(), files, "one schema file per message");
-    assert_eq!(contract.types().len(), 10, "the whole catalogue");
+    assert_eq!(contract.types().len(), 11, "the whole catalogue");
 
     // The subscriber channels are exactly the Trigger manifests the broker reads.
     let dir = repo_root().join("knative/base/eventing");
@@ -59,7 +59,7 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
         .await
         .unwrap();
 
-    let done = id_of(&s.request_grab("010-1000-0001", 15_000).await.unwrap());
+    let done = id_of(&s.request_grab("010-1000-0001").await.unwrap());
     let alloc = s.allocation_of(&done).await.unwrap();
     s.accept_and_complete(&alloc).await.unwrap();
     s.status_until(&done, "completed", |v| {
@@ -68,7 +68,7 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     .await
     .unwrap();
 
-    let cancelled = id_of(&s.request_grab("010-1000-0002", 9_000).await.unwrap());
+    let cancelled = id_of(&s.request_grab("010-1000-0002").await.unwrap());
     s.allocation_of(&cancelled).await.unwrap();
     assert_eq!(
         s.rider("010-1000-0002")
@@ -85,8 +85,15 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     .unwrap();
 
     // Busan: no taxi within the allocation radius.
-    let mut far = grab_body("010-1000-0003", 8_000);
-    far["startingPoint"] = json!({"lat": 35.1151, "lng": 129.0415, "name": "Busan Station"});
+    let busan_trip = s
+        .quote_trip(
+            "010-1000-0003",
+            busan(),
+            json!({"lat": 35.1796, "lng": 129.0756, "name": "Busan City Hall"}),
+        )
+        .await
+        .unwrap();
+    let far = grab_body("010-1000-0003", &busan_trip);
     let failed = id_of(
         &s.rider("010-1000-0003")
             .post(&grab_path(), &far)
@@ -99,7 +106,7 @@ async fn every_event_the_components_emit_in_the_saga_matches_the_published_contr
     .await
     .unwrap();
 
-    let rejected = s.request_grab("010-1000-0004", 400_000).await.unwrap();
+    let rejected = s.request_grab_to("010-1000-0004", busan()).await.unwrap();
     assert_eq!(rejected.status, 402, "{}", rejected.text);
     s.flush_all().await.unwrap();
 

@@ -14,15 +14,21 @@ async fn grabs_of(s: &Saga, phone: &str) -> Vec<Value> {
     a.body.as_array().cloned().unwrap_or_default()
 }
 
-async fn post_grab_with_key(s: &Saga, phone: &str, key: &str) -> Answer {
+/// Book `quote` with an Idempotency-Key (the same key must come with the same body).
+async fn post_grab_with_key(s: &Saga, phone: &str, quote: &Value, key: &str) -> Answer {
     s.rider(phone)
         .post_with(
             &grab_path(),
-            &grab_body(phone, 15_000),
+            &grab_body(phone, quote),
             &[("idempotency-key", key)],
         )
         .await
         .unwrap()
+}
+
+/// The fare a quote promised.
+fn fare(quote: &Value) -> i64 {
+    quote["fare"].as_i64().expect("a quote has a fare")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -43,7 +49,9 @@ async fn a_rider_who_taps_six_times_at_once_gets_one_ride_and_one_charge() {
         },
         count: Some(1),
     });
-    let answers = join_all((0..6).map(|_| post_grab_with_key(&s, PHONE, "same-key-1"))).await;
+    let quote = s.quote(PHONE, gangnam()).await.unwrap();
+    let answers =
+        join_all((0..6).map(|_| post_grab_with_key(&s, PHONE, &quote, "same-key-1"))).await;
 
     let created: Vec<&Answer> = answers.iter().filter(|a| a.status == 201).collect();
     let fresh: Vec<&&Answer> = created
@@ -72,7 +80,11 @@ async fn a_rider_who_taps_six_times_at_once_gets_one_ride_and_one_charge() {
     let grabs = grabs_of(&s, PHONE).await;
     assert_eq!(grabs.len(), 1, "one grab stored: {grabs:#?}");
     let inv = s.converged(std::slice::from_ref(&id)).await.unwrap();
-    assert_eq!(inv.approved_krw, 15_000, "one payment");
+    assert_eq!(
+        inv.approved_krw,
+        fare(&quote),
+        "one payment, of the quoted fare"
+    );
     let taxis = s.get("/taxis?status=Busy").await.unwrap();
     assert_eq!(
         taxis.body.as_array().map(Vec::len),
@@ -82,16 +94,17 @@ async fn a_rider_who_taps_six_times_at_once_gets_one_ride_and_one_charge() {
     );
 
     // Once it finished, the same tap replays the stored answer.
-    let again = post_grab_with_key(&s, PHONE, "same-key-1").await;
+    let again = post_grab_with_key(&s, PHONE, &quote, "same-key-1").await;
     assert_eq!(again.status, 201, "{}", again.text);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.body["id"], json!(id));
     // The same key with another body is refused and stores nothing.
+    let other_quote = s.quote(PHONE, gangnam()).await.unwrap();
     let other = s
         .rider(PHONE)
         .post_with(
             &grab_path(),
-            &grab_body(PHONE, 16_000),
+            &grab_body(PHONE, &other_quote),
             &[("idempotency-key", "same-key-1")],
         )
         .await
@@ -114,13 +127,14 @@ async fn a_retry_after_a_crash_mid_request_resumes_the_same_grab_and_charges_it_
     // grab has migrated its database; then it commits the grab and its key, and dies
     // before it calls pay.
     assert_eq!(s.get("/health/grab").await.unwrap().status, 200);
+    let quote = s.quote(PHONE, gangnam()).await.unwrap();
     s.fault(FaultSpec {
         component: "grab".into(),
         fault: Fault::CrashAfterCommit,
         count: Some(1),
     });
     let sent = Instant::now();
-    let cut = post_grab_with_key(&s, PHONE, "crash-key-1").await;
+    let cut = post_grab_with_key(&s, PHONE, &quote, "crash-key-1").await;
     // The lease began between `sent` and now.
     let answered = Instant::now();
     assert_eq!(cut.status, 500, "the request was cut: {}", cut.text);
@@ -132,7 +146,7 @@ async fn a_retry_after_a_crash_mid_request_resumes_the_same_grab_and_charges_it_
 
     // The app comes back on the same state.
     s.restart().await.unwrap();
-    let early = post_grab_with_key(&s, PHONE, "crash-key-1").await;
+    let early = post_grab_with_key(&s, PHONE, &quote, "crash-key-1").await;
     if sent.elapsed() < Duration::from_millis(LEASE_MS) {
         early.assert_problem(409);
         assert!(early.header("retry-after").is_some());
@@ -140,7 +154,7 @@ async fn a_retry_after_a_crash_mid_request_resumes_the_same_grab_and_charges_it_
     // Once the lease lapsed, the retry resumes that grab: charged once, allocated.
     let lapsed = Duration::from_millis(LEASE_MS + 100);
     tokio::time::sleep(lapsed.saturating_sub(answered.elapsed())).await;
-    let resumed = post_grab_with_key(&s, PHONE, "crash-key-1").await;
+    let resumed = post_grab_with_key(&s, PHONE, &quote, "crash-key-1").await;
     assert_eq!(resumed.status, 201, "{}", resumed.text);
     assert_eq!(
         resumed.body["id"],
@@ -153,9 +167,9 @@ async fn a_retry_after_a_crash_mid_request_resumes_the_same_grab_and_charges_it_
         "never a second grab for one key"
     );
     let inv = s.converged(std::slice::from_ref(&id)).await.unwrap();
-    assert_eq!(inv.approved_krw, 15_000);
+    assert_eq!(inv.approved_krw, fare(&quote));
     assert_eq!(inv.refunded_krw, 0);
-    let replay = post_grab_with_key(&s, PHONE, "crash-key-1").await;
+    let replay = post_grab_with_key(&s, PHONE, &quote, "crash-key-1").await;
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     assert_eq!(replay.body["id"], json!(id));
 }
@@ -169,14 +183,15 @@ async fn a_503_releases_the_key_so_a_retry_really_retries() {
     s.register_taxi("서울72파7200", 37.556, 126.972)
         .await
         .unwrap();
+    let quote = s.quote(PHONE, gangnam()).await.unwrap();
     s.fault(FaultSpec {
         component: "pay".into(),
         fault: Fault::Respond { status: 503 },
         count: Some(1),
     });
-    let first = post_grab_with_key(&s, PHONE, "outage-key-1").await;
+    let first = post_grab_with_key(&s, PHONE, &quote, "outage-key-1").await;
     first.assert_problem(503);
-    let retry = post_grab_with_key(&s, PHONE, "outage-key-1").await;
+    let retry = post_grab_with_key(&s, PHONE, &quote, "outage-key-1").await;
     assert_eq!(retry.status, 201, "{}", retry.text);
     assert!(retry.header("idempotent-replayed").is_none());
     let ids: Vec<String> = grabs_of(&s, PHONE)
@@ -186,7 +201,11 @@ async fn a_503_releases_the_key_so_a_retry_really_retries() {
         .collect();
     assert_eq!(ids.len(), 2, "the failed grab and the retried one");
     let inv = s.converged(&ids).await.unwrap();
-    assert_eq!(inv.approved_krw - inv.refunded_krw, 15_000, "charged once");
+    assert_eq!(
+        inv.approved_krw - inv.refunded_krw,
+        fare(&quote),
+        "charged once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -46,9 +46,10 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
         .register_taxi("서울32저4703", 37.5560, 126.9720)
         .await
         .unwrap();
-    let a = s.request_grab(RIDER, 15_000).await.unwrap();
+    let a = s.request_grab(RIDER).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let grab = a.body["id"].as_str().unwrap().to_owned();
+    let fare = format!("{} KRW", won(a.body["fare"].as_i64().unwrap()));
     let alloc = s.allocation_of(&grab).await.unwrap();
     s.accept_and_complete(&alloc).await.unwrap();
 
@@ -67,12 +68,12 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
     assert_eq!(allocated["phoneNumber"], json!(RIDER));
     let text = allocated["message"].as_str().unwrap();
     assert!(
-        text.contains("서울32저4703") && text.contains(" m from you"),
-        "plate and distance: {text}"
+        text.contains("서울32저4703") && text.contains(" m from you") && text.contains(&fare),
+        "plate, distance and the quoted fare: {text}"
     );
     let receipt = rider[0]["message"].as_str().unwrap();
     assert!(
-        receipt.starts_with("Receipt:") && receipt.contains("15,000 KRW"),
+        receipt.starts_with("Receipt:") && receipt.contains(&fare),
         "{receipt}"
     );
     let pickup = driver[0]["message"].as_str().unwrap();
@@ -119,24 +120,38 @@ async fn a_ride_tells_the_rider_and_the_driver_exactly_once_under_duplicated_and
     assert_eq!(s.get(&driver_path).await.unwrap().body, driver);
 }
 
+/// Whole won with thousands separators, as notify writes them: 12400 → "12,400".
+fn won(amount: i64) -> String {
+    let digits = amount.to_string();
+    let mut out = String::new();
+    for (n, c) in digits.chars().enumerate() {
+        if n > 0 && (digits.len() - n).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_rider_is_told_of_a_refund_a_failed_allocation_and_a_declined_payment() {
     let s = Saga::start().await.unwrap();
     // No taxi anywhere: allocation fails, pay refunds.
-    let a = s.request_grab("010-2222-0001", 12_000).await.unwrap();
+    let a = s.request_grab("010-2222-0001").await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
+    let refunded = format!(
+        "{} KRW has been refunded",
+        won(a.body["fare"].as_i64().unwrap())
+    );
     let listed = notifications_until(
         &s,
         "/notifications?phoneNumber=010-2222-0001",
         &["PaymentRefunded", "AllocationFailed"],
     )
     .await;
-    assert!(listed[0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("12,000 KRW has been refunded"));
+    assert!(listed[0]["message"].as_str().unwrap().contains(&refunded));
 
-    let r = s.request_grab("010-2222-0002", 400_000).await.unwrap();
+    let r = s.request_grab_to("010-2222-0002", busan()).await.unwrap();
     assert_eq!(r.status, 402, "{}", r.text);
     let listed = notifications_until(
         &s,
@@ -147,7 +162,7 @@ async fn the_rider_is_told_of_a_refund_a_failed_allocation_and_a_declined_paymen
     assert!(listed[0]["message"]
         .as_str()
         .unwrap()
-        .contains("400,000 KRW was declined"));
+        .contains(" KRW was declined"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -66,14 +66,14 @@ async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
     // failed grab whose (possible) payment is compensated.
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let a = s.request_grab(PHONE, 10_000).await.unwrap();
+        let a = s.request_grab(PHONE).await.unwrap();
         a.assert_problem(503);
         assert!(a.header("retry-after").is_some(), "503 says when to retry");
     }
     let pay_calls = s.app().faults().component_stats("pay").requests;
     // Open: fail fast, without calling pay and without storing anything.
     let t = Instant::now();
-    let a = s.request_grab(PHONE, 10_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     a.assert_problem(503);
     assert!(a.header("retry-after").is_some());
     assert!(
@@ -101,10 +101,10 @@ async fn pay_down_opens_the_breaker_which_fails_fast_then_recovers_half_open() {
     // Half-open after the cool-down: one trial goes through; pay is back, so it closes.
     s.app().faults().clear(down);
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    let a = s.request_grab(PHONE, 10_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "half-open trial succeeds: {}", a.text);
     ids.push(id_of(&a));
-    let a = s.request_grab(PHONE, 10_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "closed again: {}", a.text);
     ids.push(id_of(&a));
 
@@ -150,9 +150,9 @@ async fn slow_and_flapping_pay_trips_the_breaker_and_nobody_is_charged_for_a_fai
         },
         None,
     ));
-    let a = s.request_grab(PHONE, 8_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     a.assert_problem(503);
-    let a = s.request_grab(PHONE, 8_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     a.assert_problem(503);
     // Two consecutive failures opened the breaker: the next rider is refused at once,
     // without a call to pay, and nothing is stored.
@@ -164,7 +164,7 @@ async fn slow_and_flapping_pay_trips_the_breaker_and_nobody_is_charged_for_a_fai
         health.text
     );
     let calls = s.app().faults().component_stats("grab").outbound_calls;
-    let fast = s.request_grab(PHONE, 8_000).await.unwrap();
+    let fast = s.request_grab(PHONE).await.unwrap();
     fast.assert_problem(503);
     assert!(fast.header("retry-after").is_some(), "{}", fast.text);
     assert!(fast.text.contains("circuit open"), "{}", fast.text);
@@ -176,13 +176,13 @@ async fn slow_and_flapping_pay_trips_the_breaker_and_nobody_is_charged_for_a_fai
     s.app().faults().clear(slow);
     // After the cool-down the half-open trial succeeds and closes the breaker.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    let a = s.request_grab(PHONE, 8_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "half-open trial: {}", a.text);
     // Flapping: pay fails every other call. The retry with the same key rides it out and,
     // since failures are never consecutive, the breaker stays closed.
     for _ in 0..4 {
         s.fault(fault("pay", Fault::Respond { status: 503 }, Some(1)));
-        let a = s.request_grab(PHONE, 8_000).await.unwrap();
+        let a = s.request_grab(PHONE).await.unwrap();
         assert_eq!(a.status, 201, "flapping pay is retried: {}", a.text);
     }
     let all = s.get(&format!("/grabs?phoneNumber={PHONE}")).await.unwrap();
@@ -210,7 +210,7 @@ async fn pay_approves_but_grab_never_hears_back_and_the_rider_is_charged_once() 
     // pay commits the approval, then dies before answering: grab sees a failure and retries
     // with the same idempotency key; pay answers the original approval.
     s.fault(fault("pay", Fault::CrashAfterCommit, Some(1)));
-    let a = s.request_grab(PHONE, 13_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = id_of(&a);
     let pays = s.get(&format!("/payments?grabId={id}")).await.unwrap();
@@ -226,7 +226,7 @@ async fn pay_approves_but_grab_never_hears_back_and_the_rider_is_charged_once() 
         .unwrap();
     assert_eq!(s.get("/health/pay").await.unwrap().status, 200);
     s.fault(fault("pay", Fault::CrashAfterCommit, Some(1)));
-    let a = s.request_grab(PHONE, 13_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     a.assert_problem(503);
     let all = s.get(&format!("/grabs?phoneNumber={PHONE}")).await.unwrap();
     let g = all
@@ -254,7 +254,7 @@ async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_
     assert_eq!(s.get("/health/grab").await.unwrap().status, 200);
     // allocate commits the allocation and its outbox row, then traps before publishing.
     s.fault(fault("allocate", Fault::CrashAfterCommit, Some(1)));
-    let a = s.request_grab(PHONE, 15_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = id_of(&a);
     // The outbox flush (the PingSource's job) publishes TaxiAllocated.
@@ -273,8 +273,13 @@ async fn a_component_that_dies_after_commit_before_publish_still_gets_its_event_
 
     // grab dies right after storing the request, before calling pay: the flush reconciles
     // the stranded grab into a stable state and nobody is charged.
+    let quote = s.quote("010-4444-5555", gangnam()).await.unwrap();
     s.fault(fault("grab", Fault::CrashAfterCommit, Some(1)));
-    let a = s.request_grab("010-4444-5555", 15_000).await.unwrap();
+    let a = s
+        .rider("010-4444-5555")
+        .post(&grab_path(), &grab_body("010-4444-5555", &quote))
+        .await
+        .unwrap();
     assert_eq!(a.status, 500, "{}", a.text);
     assert!(
         s.app().faults().component_stats("grab").traps >= 1,
@@ -307,7 +312,7 @@ async fn rides_while_the_broker_is_down(s: &Saga, n: usize, plates: &str) -> (u6
     let down = s.fault(fault("broker", Fault::Respond { status: 503 }, None));
     let mut ids = Vec::new();
     for _ in 0..n {
-        let a = s.request_grab(PHONE, 15_000).await.unwrap();
+        let a = s.request_grab(PHONE).await.unwrap();
         assert_eq!(
             a.status, 201,
             "riders are served while the broker is down: {}",
@@ -354,7 +359,7 @@ async fn a_cancel_that_races_the_drivers_drop_off_still_wins_and_refunds() {
         .register_taxi("서울93차9300", 37.556, 126.972)
         .await
         .unwrap();
-    let a = s.request_grab(PHONE, 15_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = id_of(&a);
     let alloc = s.allocation_of(&id).await.unwrap();
@@ -368,7 +373,7 @@ async fn a_cancel_that_races_the_drivers_drop_off_still_wins_and_refunds() {
         .unwrap();
     assert_eq!(d.status, 204, "{}", d.text);
     // Meanwhile the driver, who has not heard, picks the rider up and drops them off.
-    for step in ["accept", "complete"] {
+    for step in ["accept", "pickup", "complete"] {
         let r = s
             .driver(&taxi)
             .post_raw(&format!("/allocations/{alloc_id}/{step}"), b"", &[])
@@ -454,11 +459,7 @@ async fn fifty_concurrent_grabs_for_ten_taxis_allocate_exactly_ten() {
     }
     let answers = join_all((0..50).map(|i| {
         let s = &s;
-        async move {
-            s.request_grab(&format!("010-5000-{i:04}"), 10_000 + i)
-                .await
-                .unwrap()
-        }
+        async move { s.request_grab(&format!("010-5000-{i:04}")).await.unwrap() }
     }))
     .await;
     let ids: Vec<String> = answers
@@ -505,11 +506,9 @@ async fn every_event_delivered_one_to_five_times_concurrently_in_shuffled_order_
     }
     let mut ids = Vec::new();
     for i in 0..6 {
+        let destination = if i == 5 { busan() } else { gangnam() };
         let a = s
-            .request_grab(
-                &format!("010-6000-{i:04}"),
-                if i == 5 { 400_000 } else { 9_000 },
-            )
+            .request_grab_to(&format!("010-6000-{i:04}"), destination)
             .await
             .unwrap();
         let id = match a.status {

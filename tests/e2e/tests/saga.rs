@@ -24,11 +24,12 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
         .unwrap();
     let near = taxi_near_seoul_station(&s, "서울32저4703").await;
 
+    let quote = s.quote(PHONE, gangnam()).await.unwrap();
     let a = s
         .rider(PHONE)
         .post_with(
             &grab_path(),
-            &grab_body(PHONE, 15_000),
+            &grab_body(PHONE, &quote),
             &[("x-correlation-id", "ride-happy-1")],
         )
         .await
@@ -63,13 +64,8 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
     );
 
     let alloc = s.allocation_of(&id).await.unwrap();
-    let alloc_id = alloc["allocationId"].as_str().unwrap().to_owned();
-    let accept = s
-        .driver_of(&alloc)
-        .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
-        .await
-        .unwrap();
-    assert_eq!(accept.status, 200, "{}", accept.text);
+    let started = s.start_ride(&alloc).await.unwrap();
+    assert_eq!(started.status, 200, "{}", started.text);
 
     let view = s
         .status_until(&id, "ride started", is("grabStatus", "RideStarted"))
@@ -85,7 +81,7 @@ async fn a_paid_grab_gets_the_nearest_taxi_and_the_ride_starts() {
 async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider() {
     let s = Saga::start().await.unwrap();
     let taxi = taxi_near_seoul_station(&s, "서울50마5000").await;
-    let first = s.request_grab(PHONE, 15_000).await.unwrap();
+    let first = s.request_grab(PHONE).await.unwrap();
     assert_eq!(first.status, 201, "{}", first.text);
     let id = first.body["id"].as_str().unwrap().to_owned();
     let alloc = s.allocation_of(&id).await.unwrap();
@@ -99,14 +95,7 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
         .unwrap();
     early.assert_problem(409);
     let accept = format!("/allocations/{alloc_id}/accept");
-    assert_eq!(
-        s.driver_of(&alloc)
-            .post_raw(&accept, b"", &[])
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(s.start_ride(&alloc).await.unwrap().status, 200);
     for _ in 0..2 {
         let done = s
             .driver_of(&alloc)
@@ -148,7 +137,7 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
     cancel.assert_problem(409);
 
     // The same taxi takes the next rider.
-    let second = s.request_grab("010-4444-5555", 9_000).await.unwrap();
+    let second = s.request_grab("010-4444-5555").await.unwrap();
     assert_eq!(second.status, 201, "{}", second.text);
     let next = second.body["id"].as_str().unwrap().to_owned();
     let alloc = s.allocation_of(&next).await.unwrap();
@@ -160,7 +149,7 @@ async fn a_completed_ride_keeps_the_fare_and_frees_the_taxi_for_the_next_rider()
 async fn a_fare_over_the_payment_limit_is_rejected_with_402() {
     let s = Saga::start().await.unwrap();
     taxi_near_seoul_station(&s, "서울10바1000").await;
-    let a = s.request_grab(PHONE, 400_000).await.unwrap();
+    let a = s.request_grab_to(PHONE, busan()).await.unwrap();
     a.assert_problem(402);
     let grabs = s.get(&format!("/grabs?phoneNumber={PHONE}")).await.unwrap();
     let list = grabs
@@ -188,7 +177,7 @@ async fn a_fare_over_the_payment_limit_is_rejected_with_402() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_no_taxi_available_the_rider_is_refunded_and_the_grab_fails() {
     let s = Saga::start().await.unwrap();
-    let a = s.request_grab(PHONE, 12_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_owned();
     let view = s
@@ -215,7 +204,7 @@ async fn cancelling_before_allocation_refunds_and_never_allocates() {
         fault: Fault::Respond { status: 503 },
         count: None,
     });
-    let a = s.request_grab(PHONE, 9_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
     let id = a.body["id"].as_str().unwrap().to_owned();
     let d = s
@@ -260,7 +249,7 @@ async fn cancelling_before_allocation_refunds_and_never_allocates() {
 async fn cancelling_after_allocation_refunds_and_releases_the_taxi() {
     let s = Saga::start().await.unwrap();
     let taxi = taxi_near_seoul_station(&s, "서울30다3000").await;
-    let a = s.request_grab(PHONE, 15_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     let id = a.body["id"].as_str().unwrap().to_owned();
     s.status_until(&id, "allocated", is("allocationStatus", "Allocated"))
         .await
@@ -297,21 +286,13 @@ async fn cancelling_after_allocation_refunds_and_releases_the_taxi() {
 async fn cancelling_after_the_ride_started_is_refused_with_409() {
     let s = Saga::start().await.unwrap();
     taxi_near_seoul_station(&s, "서울40라4000").await;
-    let a = s.request_grab(PHONE, 15_000).await.unwrap();
+    let a = s.request_grab(PHONE).await.unwrap();
     let id = a.body["id"].as_str().unwrap().to_owned();
     s.status_until(&id, "allocated", is("allocationStatus", "Allocated"))
         .await
         .unwrap();
     let alloc = s.allocation_of(&id).await.unwrap();
-    let alloc_id = alloc["allocationId"].as_str().unwrap();
-    assert_eq!(
-        s.driver_of(&alloc)
-            .post_raw(&format!("/allocations/{alloc_id}/accept"), b"", &[])
-            .await
-            .unwrap()
-            .status,
-        200
-    );
+    assert_eq!(s.start_ride(&alloc).await.unwrap().status, 200);
     s.grab_until(&id, "RideStarted").await.unwrap();
     s.rider(PHONE)
         .delete(&format!("/grabs/{id}"))
@@ -405,4 +386,70 @@ async fn cloudevents_injected_in_binary_and_structured_mode_drive_the_saga() {
         events,
         "duplicates change nothing"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rider_who_sends_a_made_up_fare_is_charged_the_quote() {
+    let s = Saga::start().await.unwrap();
+    taxi_near_seoul_station(&s, "서울13다1300").await;
+    let quote = s.quote(PHONE, gangnam()).await.unwrap();
+    let fare = quote["fare"].as_i64().unwrap();
+    // Seoul Station to Gangnam: about 8 km straight, 10.4 km by road, priced by the tariff.
+    assert!((10_000..=15_000).contains(&fare), "{quote}");
+    assert_eq!(fare % 100, 0, "rounded to 100 KRW");
+    assert!(quote["roadMeters"].as_u64() > quote["straightLineMeters"].as_u64());
+    assert!(quote["expiresAt"].is_string() && quote["quoteId"].is_string());
+
+    let mut body = grab_body(PHONE, &quote);
+    body["estimatedFee"] = json!(1);
+    let a = s.rider(PHONE).post(&grab_path(), &body).await.unwrap();
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["fare"], json!(fare), "{}", a.text);
+    assert_eq!(a.body["quoteId"], quote["quoteId"]);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    let view = s
+        .status_until(&id, "payment visible", is("paymentStatus", "Approved"))
+        .await
+        .unwrap();
+    assert_eq!(view["fare"], json!(fare), "the view shows the fare");
+    assert_eq!(
+        view["amount"],
+        json!(fare),
+        "pay charged the quote, not 1 KRW"
+    );
+    let inv = s.converged(std::slice::from_ref(&id)).await.unwrap();
+    assert_eq!(inv.approved_krw, fare);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unknown_expired_or_foreign_quote_is_refused_and_stores_nothing() {
+    let s = Saga::start_with(vec![("fare_quote_ttl_secs", "1")])
+        .await
+        .unwrap();
+    taxi_near_seoul_station(&s, "서울14라1400").await;
+    let mine = s.quote(PHONE, gangnam()).await.unwrap();
+    let theirs = s.quote("010-9999-0000", gangnam()).await.unwrap();
+    let unknown =
+        json!({"quoteId": uuid(), "startingPoint": seoul_station(), "destination": gangnam()});
+    for (quote, why) in [(&theirs, "another rider's"), (&unknown, "never issued")] {
+        let a = s
+            .rider(PHONE)
+            .post(&grab_path(), &grab_body(PHONE, quote))
+            .await
+            .unwrap();
+        a.assert_problem(422);
+        assert_eq!(a.body["field"], json!("quoteId"), "{why}: {}", a.text);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let late = s
+        .rider(PHONE)
+        .post(&grab_path(), &grab_body(PHONE, &mine))
+        .await
+        .unwrap();
+    late.assert_problem(422);
+    assert!(late.text.contains("expired"), "{}", late.text);
+    let grabs = s.get(&format!("/grabs?phoneNumber={PHONE}")).await.unwrap();
+    assert_eq!(grabs.body, json!([]), "nothing stored: {}", grabs.text);
+    let events = s.get("/broker/events").await.unwrap();
+    assert_eq!(events.body, json!([]), "nothing emitted: {}", events.text);
 }

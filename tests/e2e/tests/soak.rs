@@ -30,13 +30,14 @@ fn peak_rss_mib() -> f64 {
 async fn ride(s: &Saga, i: usize) -> (String, Duration) {
     let t = Instant::now();
     // Every 10th fare is over the payment limit (rejected); every 7th rider cancels.
-    let fee = if i % 10 == 3 {
-        400_000
-    } else {
-        8_000 + (i as i64 % 50) * 100
-    };
+    let destination = if i % 10 == 3 { busan() } else { gangnam() };
     let phone = format!("010-7{:03}-{:04}", i / 10_000, i % 10_000);
-    let body = grab_body(&phone, fee);
+    let quote = s.quote(&phone, destination).await.unwrap();
+    let mut body = grab_body(&phone, &quote);
+    // Some riders still send a fare of their own: it is ignored, the quote is charged.
+    if i % 4 == 2 {
+        body["estimatedFee"] = serde_json::json!(1);
+    }
     let corr = format!("soak-{i}");
     // Every 5th rider taps twice at once with one Idempotency-Key (a phone retrying on a
     // slow network) and retries once more after the answer: still one ride, one charge.
@@ -103,22 +104,56 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
             .unwrap();
         assert!(d.status == 204 || d.status == 409, "{}", d.text);
     }
-    // Wait for a stable view; drivers accept every 3rd allocated ride and drop off every
-    // other started one, which frees the taxi for a later rider.
-    let (mut accepted, mut completed) = (false, false);
+    // Wait for a stable view, answering offers as drivers do: the first driver offered
+    // every 6th ride declines it, the first offered every 6th+3 ride lets it expire (the
+    // tick sweeps it), every other offer is accepted. Drivers pick up every 3rd allocated
+    // ride and drop off every other started one, which frees the taxi for a later rider.
+    let (mut picked_up, mut completed) = (false, false);
+    let mut answered: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut polls = 0u32;
     loop {
+        polls += 1;
+        // Once a second, what the PingSource does: allocate's tick sweeps expired offers.
+        if polls.is_multiple_of(40) {
+            s.post_raw("/outbox/flush/allocate", b"", &[])
+                .await
+                .unwrap();
+        }
         let v = s.get(&format!("/grabStatuses/{id}")).await.unwrap();
         let st = v.body["grabStatus"].as_str().unwrap_or("").to_owned();
-        if st == "Allocated" && i.is_multiple_of(3) && !accepted {
+        let offer = v.body["allocationId"].as_str().unwrap_or("").to_owned();
+        if st == "Paid"
+            && v.body["allocationStatus"] == json!("Offered")
+            && !answered.contains(&offer)
+        {
+            let first = v.body["offerNumber"] == json!(1);
+            let step = match i % 6 {
+                0 if first => Some("decline"),
+                3 if first => None,
+                _ => Some("accept"),
+            };
+            answered.push(offer.clone());
+            if let Some(step) = step {
+                let r = s
+                    .driver_of(&v.body)
+                    .post_raw(&format!("/allocations/{offer}/{step}"), b"", &[])
+                    .await
+                    .unwrap();
+                // 409: the offer expired, or the rider's cancel withdrew it, first.
+                assert!(r.status == 200 || r.status == 409, "{}", r.text);
+                continue;
+            }
+        }
+        if st == "Allocated" && i.is_multiple_of(3) && !picked_up {
             if let Some(alloc) = v.body["allocationId"].as_str() {
                 let r = s
                     .driver_of(&v.body)
-                    .post_raw(&format!("/allocations/{alloc}/accept"), b"", &[])
+                    .post_raw(&format!("/allocations/{alloc}/pickup"), b"", &[])
                     .await
                     .unwrap();
                 assert!(r.status == 200 || r.status == 409, "{}", r.text);
-                accepted = true;
+                picked_up = true;
                 continue;
             }
         }
@@ -155,9 +190,12 @@ async fn ride(s: &Saga, i: usize) -> (String, Duration) {
 async fn soak_thousands_of_sagas_keep_the_invariants() {
     let n = env_or("SOAK_SAGAS", 2000);
     let conc = env_or("SOAK_CONCURRENCY", 16);
-    let s = Saga::start_with(vec![("pay_timeout_ms", "5000")])
+    // Offers expire after a second; the harness's drivers are stopped: riders' drivers
+    // answer in `ride`.
+    let mut s = Saga::start_with(vec![("pay_timeout_ms", "5000"), ("offer_ttl_secs", "1")])
         .await
         .unwrap();
+    s.answer_offers_myself().await;
     // Enough taxis for most, not all: late riders meet a shortage and are refunded.
     let taxis = n / 3;
     stream::iter(0..taxis)

@@ -9,7 +9,7 @@
 
 use anyhow::{ensure, Context, Result};
 use e2e::topology::{Cluster, Overlay};
-use e2e::{grab_body, uuid, Answer, Who};
+use e2e::{gangnam, grab_body, seoul_station, uuid, Answer, Who};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -57,6 +57,21 @@ async fn ride(c: &Cluster) -> Result<()> {
     );
     let taxi_id = taxi.body["taxiId"].as_str().context("taxiId")?.to_owned();
 
+    let quote = c
+        .call_as(
+            Who::Rider("010-1234-5678".into()),
+            Method::POST,
+            "grab",
+            "/fares/quote",
+            Some(&serde_json::json!({"startingPoint": seoul_station(), "destination": gangnam()})),
+        )
+        .await?;
+    ensure!(
+        quote.status == 201,
+        "POST /fares/quote: {} {}",
+        quote.status,
+        quote.text
+    );
     // grab -> pay is a synchronous HTTP call from the grab process to the pay process.
     let grab = c
         .call_as(
@@ -64,7 +79,7 @@ async fn ride(c: &Cluster) -> Result<()> {
             Method::POST,
             "grab",
             "/grabs",
-            Some(&grab_body("010-1234-5678", 15000)),
+            Some(&grab_body("010-1234-5678", &quote.body)),
         )
         .await?;
     ensure!(
@@ -80,7 +95,30 @@ async fn ride(c: &Cluster) -> Result<()> {
         "pay has no approved payment for {id}"
     );
 
-    // PaymentApproved: pay -> Kafka ingress -> broker -> allocate; every event -> grab-status.
+    // PaymentApproved: pay -> Kafka ingress -> broker -> allocate, which offers the ride to
+    // the taxi; its driver accepts. Every event -> grab-status.
+    let offer = c
+        .eventually("the view to show the offer", || async move {
+            let v = view(c, id).await?;
+            Ok((v["allocationStatus"] == "Offered").then_some(v))
+        })
+        .await?;
+    let offer_id = offer["allocationId"].as_str().context("allocationId")?;
+    let accepted = c
+        .call_as(
+            Who::Driver(taxi_id.to_owned()),
+            Method::POST,
+            "allocate",
+            &format!("/allocations/{offer_id}/accept"),
+            None,
+        )
+        .await?;
+    ensure!(
+        accepted.status == 200,
+        "accept: {} {}",
+        accepted.status,
+        accepted.text
+    );
     let allocated = c
         .eventually("the view to show the taxi allocated", || async move {
             let v = view(c, id).await?;

@@ -28,6 +28,7 @@ pub const EMITS: &[(&str, &[&str])] = &[
     (
         "allocate",
         &[
+            "htaxi.TaxiOffered",
             "htaxi.TaxiAllocated",
             "htaxi.AllocationFailed",
             "htaxi.AllocationCancelled",
@@ -64,6 +65,7 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
             "htaxi.PaymentApproved",
             "htaxi.PaymentRejected",
             "htaxi.PaymentRefunded",
+            "htaxi.TaxiOffered",
             "htaxi.TaxiAllocated",
             "htaxi.AllocationFailed",
             "htaxi.AllocationCancelled",
