@@ -721,6 +721,10 @@ pub fn decide_decline(
 ) -> Result<Vec<AllocationEvent>, AllocationError> {
     let id = || offer.allocation_id.to_string();
     match offer.status {
+        // Past its deadline the offer had already expired, whatever ends it now.
+        AllocationStatus::Offered if p.now >= offer.expires_at => {
+            Ok(pass_on(state, offer, OfferEnd::Expired, p))
+        }
         AllocationStatus::Offered => Ok(pass_on(state, offer, end, p)),
         AllocationStatus::Declined => Ok(Vec::new()),
         AllocationStatus::Expired => Err(AllocationError::OfferExpired(id())),
@@ -1481,6 +1485,26 @@ mod tests {
         let s = fold(s, &events);
         assert_eq!(current(&s).status, AllocationStatus::Offered);
         assert_eq!(current(&s).offer_number, 2);
+    }
+
+    #[test]
+    fn a_decline_after_the_deadline_records_an_expiry() {
+        // The sweep has not run yet; the driver's late decline still moves the ride on.
+        let s = offered();
+        let offer = current(&s).clone();
+        let events = decide_decline(
+            &s,
+            &offer,
+            OfferEnd::Declined,
+            pass_on_at(15, 2, others(&s)),
+        )
+        .unwrap();
+        let [AllocationEvent::OfferPassedOn { end, .. }, AllocationEvent::TaxiOffered { .. }] =
+            events.as_slice()
+        else {
+            panic!("expected expiry and a new offer, got {events:?}");
+        };
+        assert_eq!(*end, OfferEnd::Expired);
     }
 
     #[test]
