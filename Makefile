@@ -94,8 +94,15 @@ up: build
 	  $(HOST_BIN) up --from spin.toml --runtime-config-file runtime-config.toml --listen $(LISTEN); \
 	fi
 
-## test: everything — domain units, host, manifests, end-to-end, Knative schema validation
-test: build host test-python test-rust validate-knative
+## test: everything — domain units, host, manifests, end-to-end, Knative schema validation,
+## the console's unit tests and its browser suite
+test: build host test-python test-rust validate-knative test-console
+
+## test-console: the console's Vitest units, then its Playwright suite in Debian's chromium
+## against `make up` on a free port (screenshots in target/console-screenshots/)
+test-console: console
+	cd $(CONSOLE_WEB) && npx vitest run
+	scripts/console-browser-test.sh
 
 # pytest's exit codes: 0 all passed; anything else fails the target, including 5 (no test
 # collected: the suite went missing) and 1 (a test failed).
@@ -104,7 +111,7 @@ test-python: $(VENV)/.installed
 
 # The soak in `make test` runs 1000 sagas; `make soak` runs 3000.
 test-rust:
-	SOAK_SAGAS=$${SOAK_SAGAS:-1000} $(CARGO) test -p htaxi-shared -p broker -p spin-host -p manifests -p e2e
+	SOAK_SAGAS=$${SOAK_SAGAS:-1000} $(CARGO) test -p htaxi-shared -p broker -p console -p spin-host -p manifests -p e2e
 
 ## validate-knative: render every overlay and validate it against ../shared/schemas
 validate-knative:
