@@ -15,6 +15,7 @@ apt_install() {
 
 case "${1:-}" in
   node) command -v npm >/dev/null || apt_install nodejs npm ;;
-  chromium) [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || apt_install chromium ;;
+  # With CJK fonts, so the screenshots show Korean plates and place names.
+  chromium) [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || apt_install chromium fonts-noto-cjk ;;
   *) echo "usage: scripts/console-setup.sh node|chromium" >&2; exit 2 ;;
 esac
