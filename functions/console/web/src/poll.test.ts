@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_BACKOFF, nextDelay, Poller } from "./poll";
+import { ApiProblem } from "./api";
+import { DEFAULT_BACKOFF, nextDelay, Poller, retryAfterMs } from "./poll";
 
 describe("polling backoff", () => {
   it("polls quickly after a change, slower while nothing changes, up to a cap", () => {
@@ -45,5 +46,22 @@ describe("the poller", () => {
     pending.shift()!(); await flush();
     expect(n).toBe(3);
     expect(delays.length).toBe(3);
+  });
+});
+
+describe("Retry-After", () => {
+  it("waits at least as long as the API asked, capped at five minutes", async () => {
+    expect(retryAfterMs(new ApiProblem(503, "Service Unavailable", "pay is unavailable", undefined, 10))).toBe(10_000);
+    expect(retryAfterMs(new ApiProblem(503, "x", "y", undefined, 3600))).toBe(300_000);
+    expect(retryAfterMs(new Error("plain"))).toBe(0);
+    const delays: number[] = [];
+    new Poller(
+      async () => { throw new ApiProblem(503, "Service Unavailable", "breaker open", undefined, 7); },
+      () => {},
+      DEFAULT_BACKOFF,
+      (_f, ms) => { delays.push(ms); return 0 as unknown as ReturnType<typeof setTimeout>; },
+    ).start();
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(delays).toEqual([7000]);
   });
 });

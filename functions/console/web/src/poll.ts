@@ -70,14 +70,22 @@ export class Poller {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     let outcome: Outcome;
+    let wait = 0;
     try {
       outcome = (await this.fn()) ? "changed" : "same";
     } catch (e) {
       outcome = "error";
+      wait = retryAfterMs(e);
       this.onError(e);
     }
     if (this.stopped) return;
-    this.delay = nextDelay(this.delay, outcome, this.b);
+    this.delay = Math.max(nextDelay(this.delay, outcome, this.b), wait);
     this.timer = this.schedule(() => void this.tick(), this.delay);
   }
+}
+
+/** A refusal's `Retry-After` (an `ApiProblem`'s `retryAfterSecs`) in ms, else 0. */
+export function retryAfterMs(e: unknown): number {
+  const secs = (e as { retryAfterSecs?: unknown } | null)?.retryAfterSecs;
+  return typeof secs === "number" && secs > 0 ? Math.min(secs, 300) * 1000 : 0;
 }
