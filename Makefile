@@ -3,7 +3,7 @@
 
 CARGO       ?= cargo
 WASM_TARGET := wasm32-wasip2
-COMPONENTS  := grab pay allocate grab-status broker
+COMPONENTS  := grab pay allocate grab-status broker console
 WASM_CRATES := $(COMPONENTS) fixture
 LISTEN      ?= 127.0.0.1:3000
 HOST_BIN    := target/debug/spin-host
@@ -15,10 +15,16 @@ PY_REQS     := functions/notify/requirements.txt functions/notify/component-requ
 NOTIFY_SITE := target/notify-site
 NOTIFY_WASM := target/$(WASM_TARGET)/release/notify.wasm
 NOTIFY_SRC  := $(wildcard functions/notify/*.py functions/notify/migrations/*.sql functions/notify/wit/*.wit functions/notify/wit/deps/*/*.wit)
+# The console's web app (TypeScript, Vite): npm ci from the lock file, built into
+# functions/console/dist, which the console component serves from Spin `files`.
+CONSOLE_WEB := functions/console/web
+CONSOLE_DIST := functions/console/dist
+CONSOLE_SRC := $(wildcard $(CONSOLE_WEB)/src/*.ts $(CONSOLE_WEB)/src/*/*.ts $(CONSOLE_WEB)/src/*.css $(CONSOLE_WEB)/public/*) \
+  $(CONSOLE_WEB)/index.html $(CONSOLE_WEB)/vite.config.ts $(CONSOLE_WEB)/tsconfig.json
 # The pay API key is a secret: nothing ships a default. Locally, a random one per run.
 export SPIN_VARIABLE_PAY_API_KEY ?= $(shell od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
-.PHONY: all setup build notify host up test test-rust test-python validate-knative lint fmt bench soak deploy clean
+.PHONY: all setup build notify console console-setup host up test test-console test-rust test-python validate-knative lint fmt bench soak deploy clean
 
 all: build
 
@@ -26,8 +32,9 @@ all: build
 setup:
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
-## build: every component (and the host's fixture) as wasm32-wasip2 release components
-build: setup notify
+## build: every component (and the host's fixture) as wasm32-wasip2 release components,
+## the console's web assets first
+build: setup notify console
 	$(CARGO) build --target $(WASM_TARGET) --release $(call PKG_FLAGS,$(WASM_CRATES))
 
 $(VENV)/.installed: $(PY_REQS)
@@ -43,6 +50,17 @@ $(NOTIFY_WASM): $(VENV)/.installed $(NOTIFY_SRC)
 	$(VENV)/bin/componentize-py --quiet -d functions/notify/wit -w notify componentize app \
 	  -p functions/notify -p $(NOTIFY_SITE) -o $@
 
+## console: the console's web app, built with Vite into functions/console/dist (npm ci from
+## package-lock.json; Node and npm from apt when missing and running as root)
+console: $(CONSOLE_DIST)/index.html
+$(CONSOLE_WEB)/node_modules/.installed: $(CONSOLE_WEB)/package-lock.json
+	scripts/console-setup.sh node
+	cd $(CONSOLE_WEB) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(CONSOLE_DIST)/index.html: $(CONSOLE_WEB)/node_modules/.installed $(CONSOLE_SRC)
+	cd $(CONSOLE_WEB) && npm run --silent build
+	@echo "console assets:" && du -b $(CONSOLE_DIST)/index.html $(CONSOLE_DIST)/assets/*
+
 ## host: the project's Spin-compatible host (used when the Spin CLI is not installed)
 host:
 	$(CARGO) build -p spin-host --bins
@@ -54,7 +72,10 @@ host:
 up: build
 	@# A throw-away token signing key per run (.spin/dev-auth/); its JWKS is the auth_jwks
 	@# variable, so `scripts/token` signs tokens this run accepts, and only this run.
+	@# The console's dev sign-in signs with the same key (never set in the cluster).
 	@jwks="$$($(VENV)/bin/python scripts/mint_token.py --new-key)" && export SPIN_VARIABLE_AUTH_JWKS="$$jwks"; \
+	export SPIN_VARIABLE_CONSOLE_DEV_SIGNING_KEY="$$(cat .spin/dev-auth/signing-key.pem)"; \
+	echo "Console: http://$(LISTEN)/console/ (dev sign-in as rider, driver or operator)"; \
 	echo "Bearer tokens: scripts/token rider 010-1234-5678 | driver <taxiId> | operator"; \
 	if command -v spin >/dev/null 2>&1; then \
 	  echo "Using the Spin CLI: $$(spin --version)"; \
@@ -73,8 +94,15 @@ up: build
 	  $(HOST_BIN) up --from spin.toml --runtime-config-file runtime-config.toml --listen $(LISTEN); \
 	fi
 
-## test: everything — domain units, host, manifests, end-to-end, Knative schema validation
-test: build host test-python test-rust validate-knative
+## test: everything — domain units, host, manifests, end-to-end, Knative schema validation,
+## the console's unit tests and its browser suite
+test: build host test-python test-rust validate-knative test-console
+
+## test-console: the console's Vitest units, then its Playwright suite in Debian's chromium
+## against `make up` on a free port (screenshots in target/console-screenshots/)
+test-console: console
+	cd $(CONSOLE_WEB) && npx vitest run
+	scripts/console-browser-test.sh
 
 # pytest's exit codes: 0 all passed; anything else fails the target, including 5 (no test
 # collected: the suite went missing) and 1 (a test failed).
@@ -83,7 +111,7 @@ test-python: $(VENV)/.installed
 
 # The soak in `make test` runs 1000 sagas; `make soak` runs 3000.
 test-rust:
-	SOAK_SAGAS=$${SOAK_SAGAS:-1000} $(CARGO) test -p htaxi-shared -p broker -p spin-host -p manifests -p e2e
+	SOAK_SAGAS=$${SOAK_SAGAS:-1000} $(CARGO) test -p htaxi-shared -p broker -p console -p spin-host -p manifests -p e2e
 
 ## validate-knative: render every overlay and validate it against ../shared/schemas
 validate-knative:

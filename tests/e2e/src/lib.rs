@@ -635,7 +635,15 @@ pub fn drivers_accepting(base: String) -> tokio::task::JoinHandle<()> {
 
 async fn launch(dir: &Path, vars: &[(String, String)]) -> Result<RunningApp> {
     let root = repo_root();
-    for c in ["grab", "pay", "allocate", "grab_status", "notify", "broker"] {
+    for c in [
+        "grab",
+        "pay",
+        "allocate",
+        "grab_status",
+        "notify",
+        "broker",
+        "console",
+    ] {
         let wasm = root.join(format!("target/wasm32-wasip2/release/{c}.wasm"));
         if !wasm.exists() {
             bail!("{} is missing: run `make build` first", wasm.display());

@@ -38,6 +38,7 @@ pub const EMITS: &[(&str, &[&str])] = &[
     ),
     ("grab-status", &[]),
     ("notify", &[]),
+    ("console", &[]),
 ];
 
 /// Subscriptions of the saga: (subscriber component, event types). Mirrors DESIGN.md sections 2-4;
@@ -89,6 +90,10 @@ pub const SUBSCRIPTIONS: &[(&str, &[&str])] = &[
 
 /// Components that run only locally (never a Knative Service).
 pub const LOCAL_ONLY_COMPONENTS: &[&str] = &["broker"];
+
+/// Spin variables only `make up` sets (a default turns the feature off): no Knative manifest
+/// may set them. The console's dev sign-in key signs tokens for any role.
+pub const DEV_ONLY_VARIABLES: &[&str] = &["console_dev_signing_key"];
 
 /// The namespace everything is deployed to.
 pub const NAMESPACE: &str = "htaxi";

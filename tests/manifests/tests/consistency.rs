@@ -421,6 +421,7 @@ fn every_service_gets_every_spin_variable_it_needs() {
         for var in app.components[id]
             .app_variables
             .iter()
+            .filter(|v| !DEV_ONLY_VARIABLES.contains(&v.as_str()))
             .cloned()
             .chain(required)
         {
@@ -836,6 +837,51 @@ fn each_service_reaches_other_services_only_through_its_variables() {
                      `spin up`, the cluster uses Service names"
                 );
             }
+        }
+    }
+}
+
+/// Every file under `dir` (relative to the repository root), recursively.
+fn files_under(dir: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![repo_root().join(dir)];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(repo_root()).expect("under the root");
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dev_only_variables_have_an_off_default_and_no_cluster_manifest_sets_them() {
+    let app = SpinApp::load();
+    for var in DEV_ONLY_VARIABLES {
+        let v = app
+            .variables
+            .get(*var)
+            .unwrap_or_else(|| panic!("spin.toml declares {var}"));
+        assert!(!v.required, "{var} must default to off");
+        assert_eq!(v.default.as_deref(), Some(""), "{var}: off means empty");
+        // SPIN_VARIABLE_<VAR> in any case, or the variable's own name, anywhere a cluster
+        // build reads (the kustomize tree, the secrets examples, the container image).
+        let files = files_under("knative");
+        assert!(
+            files.iter().any(|f| f.ends_with("console.yaml")),
+            "walked knative/"
+        );
+        for file in files.into_iter().chain(files_under("deploy")) {
+            let text = read(&file).to_ascii_lowercase();
+            assert!(
+                !text.contains(var),
+                "{file} names {var}: dev-only, never set in a cluster"
+            );
         }
     }
 }
