@@ -133,15 +133,20 @@ test("a rider rides, a driver accepts and completes, an operator sees the saga",
   await other.context().close();
 
   const rider = await riderRequests(phone, pickup, destination, true);
+  // Paid, and offered to the nearest taxi (ours, at the pickup): its driver has a deadline.
+  await rider.waitForSelector("#ride-status[data-status=Paid]", WAIT);
+  await driver.waitForSelector("#accept", WAIT);
+  assert.match(await driver.textContent("#offer-deadline"), /Answer within \d+ s/);
+  await shot(driver, "driver-offer");
+  await driver.click("#accept");
   await rider.waitForSelector("#ride-status[data-status=Allocated]", WAIT);
   assert.match(await rider.textContent("#ride"), new RegExp(plate));
   await shot(rider, "rider-allocated");
 
-  await driver.waitForSelector("#accept", WAIT);
+  // Accepted: the driver is told where to take the rider, picks them up, drops them off.
   await driver.waitForSelector("#offer-message", WAIT);
   assert.match(await driver.textContent("#offer-message"), /take them to Gangnam Station/);
-  await shot(driver, "driver-offer");
-  await driver.click("#accept");
+  await driver.click("#pickup");
   await driver.waitForSelector("#complete", WAIT);
   await rider.waitForSelector("#ride-status[data-status=RideStarted]", WAIT);
   assert.equal(await rider.locator("#cancel").count(), 0, "no cancel once the ride started");
@@ -164,7 +169,7 @@ test("a rider rides, a driver accepts and completes, an operator sees the saga",
   await row.first().click();
   await ops.waitForSelector("#events li[data-type=RideCompleted]", WAIT);
   const events = await ops.locator("#events li").evaluateAll((ls) => ls.map((l) => l.dataset.type));
-  for (const t of ["GrabRequested", "PaymentApproved", "TaxiAllocated", "RideStarted", "RideCompleted"]) {
+  for (const t of ["GrabRequested", "PaymentApproved", "TaxiOffered", "TaxiAllocated", "RideStarted", "RideCompleted"]) {
     assert.ok(events.includes(t), `${t} in ${events}`);
   }
   assert.match(await ops.textContent("#health li[data-component=grab]"), /pay breaker closed/);
@@ -178,7 +183,9 @@ test("a rider cancels before the driver accepts and sees the refund", async () =
   const pickup = spot();
   const driver = await driverWithTaxi(`서울${digits(2)}나${digits(4)}`, pickup);
   const rider = await riderRequests(`010-${digits(4)}-${digits(4)}`, pickup, { lat: 37.5665, lng: 126.978 }, false);
-  await rider.waitForSelector("#ride-status[data-status=Allocated]", WAIT);
+  // The offer reached the driver; the rider cancels before it is answered: it is withdrawn.
+  await driver.waitForSelector("#accept", WAIT);
+  await rider.waitForSelector("#ride-status[data-status=Paid]", WAIT);
   await rider.click("#cancel");
   await rider.waitForSelector("#ride-status[data-status=Cancelled]", WAIT);
   await rider.waitForSelector("#refund", WAIT);
@@ -188,6 +195,27 @@ test("a rider cancels before the driver accepts and sees the refund", async () =
   // The taxi is released: no offer left for the driver.
   await driver.waitForSelector("#no-offer", WAIT);
   for (const p of [rider, driver]) await p.context().close();
+});
+
+test("a driver declines: the ride goes to the next nearest taxi; off duty, no offers", async () => {
+  const pickup = spot();
+  const near = await driverWithTaxi(`서울${digits(2)}다${digits(4)}`, pickup);
+  const nextPlate = `서울${digits(2)}라${digits(4)}`;
+  const next = await driverWithTaxi(nextPlate, { lat: pickup.lat + 0.0003, lng: pickup.lng }); // ~30 m away
+  const rider = await riderRequests(`010-${digits(4)}-${digits(4)}`, pickup, { lat: 37.5665, lng: 126.978 }, false);
+  await near.waitForSelector("#decline", WAIT);
+  await near.click("#decline");
+  await near.waitForSelector("#no-offer", WAIT);
+  await next.waitForSelector("#accept", WAIT);
+  await shot(next, "driver-second-offer");
+  await next.click("#accept");
+  await rider.waitForSelector("#ride-status[data-status=Allocated]", WAIT);
+  assert.match(await rider.textContent("#ride"), new RegExp(nextPlate), "the second-nearest taxi took it");
+  // The first driver goes off duty: the console says so and the API agrees.
+  await near.click("#duty");
+  await near.waitForSelector("#duty[data-duty=OffDuty]", WAIT);
+  await shot(near, "driver-off-duty");
+  for (const p of [near, next, rider]) await p.context().close();
 });
 
 test("nothing the console loaded broke its policy or threw", () => {

@@ -14,17 +14,28 @@ describe("the API client", () => {
   it("sends the bearer token, JSON and the idempotency key", async () => {
     const { f, calls } = fakeFetch(201, '{"id":"g1","grabStatus":"Paid"}', { "content-type": "application/json" });
     const api = new Api(() => "tok", f);
-    const g = await api.requestGrab(
-      { phoneNumber: "010-1234-5678", startingPoint: { lat: 37.55, lng: 126.97 }, destination: { lat: 37.5, lng: 127.03 }, estimatedFee: 15000 },
-      "key-1",
-    );
+    const g = await api.requestGrab({ phoneNumber: "010-1234-5678", quoteId: "q1" }, "key-1");
     expect(g).toEqual({ id: "g1", grabStatus: "Paid" });
     const h = calls[0].init!.headers as Record<string, string>;
     expect(calls[0].url).toBe("/grabs");
     expect(h.authorization).toBe("Bearer tok");
     expect(h["content-type"]).toBe("application/json");
     expect(h["idempotency-key"]).toBe("key-1");
-    expect(JSON.parse(calls[0].init!.body as string).estimatedFee).toBe(15000);
+    expect(JSON.parse(calls[0].init!.body as string)).toEqual({ phoneNumber: "010-1234-5678", quoteId: "q1" });
+  });
+
+  it("books by quote and answers offers on the allocation's own routes", async () => {
+    const { f, calls } = fakeFetch(200, "{}", { "content-type": "application/json" });
+    const api = new Api(() => "tok", f);
+    await api.quote({ lat: 37.55, lng: 126.97 }, { lat: 37.5, lng: 127.03 });
+    for (const a of ["accept", "decline", "pickup", "complete"] as const) await api.act("a/1", a);
+    await api.setDuty("t1", "OffDuty");
+    expect(calls.map((c) => `${c.init!.method} ${c.url}`)).toEqual([
+      "POST /fares/quote", "POST /allocations/a%2F1/accept", "POST /allocations/a%2F1/decline",
+      "POST /allocations/a%2F1/pickup", "POST /allocations/a%2F1/complete", "PUT /taxis/t1/duty",
+    ]);
+    expect(JSON.parse(calls[0].init!.body as string)).toEqual({ startingPoint: { lat: 37.55, lng: 126.97 }, destination: { lat: 37.5, lng: 127.03 } });
+    expect(JSON.parse(calls[5].init!.body as string)).toEqual({ duty: "OffDuty" });
   });
 
   it("turns a problem+json answer into words, with the field and Retry-After", async () => {

@@ -34,12 +34,18 @@ export interface GrabStatus {
   startingPoint: Point | null;
   destination: Point | null;
   estimatedFee: number | null;
+  /** The fare charged: the quote's (server-priced). */
+  fare: number | null;
+  quoteId: string | null;
   paymentId: string | null;
   amount: number | null;
   allocationId: string | null;
   taxiId: string | null;
   taxiNum: string | null;
   distanceMeters: number | null;
+  /** While a driver is being asked: which offer this is (1, 2, ...) and until when. */
+  offerNumber: number | null;
+  offerExpiresAt: string | null;
   reason: string | null;
   cancelledBy: string | null;
   correlationId: string | null;
@@ -48,16 +54,32 @@ export interface GrabStatus {
   events: EventSummary[];
 }
 
+/** `POST /fares/quote`: the server's price for a trip, bookable until `expiresAt`. */
+export interface Quote {
+  quoteId: string;
+  startingPoint: Point;
+  destination: Point;
+  fare: number;
+  straightLineMeters: number;
+  roadMeters: number;
+  nightSurcharge: boolean;
+  quotedAt: string;
+  expiresAt: string;
+}
+
 /** `POST /grabs`' answer (the fields the console reads). */
 export interface Grab {
   id: string;
   grabStatus: GrabStatusWord;
 }
 
+export type Duty = "OnDuty" | "OffDuty";
+
 export interface Taxi {
   taxiId: string;
   taxiNum: string;
   status: string;
+  duty: Duty;
   location: Point;
 }
 
@@ -70,11 +92,19 @@ export interface Allocation {
   /** Where to collect the rider (allocate knows no destination: notify tells the driver). */
   pickup: Point;
   distanceMeters: number | null;
+  /** 1 for the first taxi offered the ride, 2 for the next, ... */
+  offerNumber: number;
+  /** When the offer was made, and until when the driver may accept it. */
   allocatedAt: string | null;
+  expiresAt: string | null;
+  acceptedAt: string | null;
   startedAt: string | null;
   completedAt: string | null;
   cancelledAt: string | null;
   cancelReason: string | null;
+  /** A declined, expired or withdrawn offer: when and why. */
+  endedAt: string | null;
+  endReason: string | null;
 }
 
 export interface Notification {
@@ -115,6 +145,8 @@ export interface DevToken {
   subject: string;
   expiresAt: number;
 }
+
+export type DriverAction = "accept" | "decline" | "pickup" | "complete";
 
 export type SignInForm =
   | { role: "rider"; phoneNumber: string }
@@ -204,7 +236,10 @@ export class Api {
   }
 
   // Rider
-  requestGrab(req: { phoneNumber: string; startingPoint: Point; destination: Point; estimatedFee: number }, idempotencyKey: string): Promise<Grab> {
+  quote(startingPoint: Point, destination: Point): Promise<Quote> {
+    return this.request("POST", "/fares/quote", { startingPoint, destination });
+  }
+  requestGrab(req: { phoneNumber: string; quoteId: string }, idempotencyKey: string): Promise<Grab> {
     return this.request("POST", "/grabs", req, { "idempotency-key": idempotencyKey });
   }
   cancelGrab(grabId: string): Promise<void> {
@@ -230,11 +265,12 @@ export class Api {
   allocations(query: { grabId?: string } = {}): Promise<Allocation[]> {
     return this.request("GET", `/allocations${queryString(query)}`);
   }
-  accept(allocationId: string): Promise<Allocation> {
-    return this.request("POST", `/allocations/${encodeURIComponent(allocationId)}/accept`);
+  setDuty(taxiId: string, duty: Duty): Promise<Taxi> {
+    return this.request("PUT", `/taxis/${encodeURIComponent(taxiId)}/duty`, { duty });
   }
-  complete(allocationId: string): Promise<Allocation> {
-    return this.request("POST", `/allocations/${encodeURIComponent(allocationId)}/complete`);
+  /** Answer an allocation: accept or decline an offer, pick the rider up, complete the ride. */
+  act(allocationId: string, action: DriverAction): Promise<Allocation> {
+    return this.request("POST", `/allocations/${encodeURIComponent(allocationId)}/${action}`);
   }
 
   // Operations

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { Allocation, GrabStatus, Notification } from "./api";
-import { canCancel, currentOffer, driverAction, estimateFee, facts, isSettled, receipt, refund, steps } from "./ride";
+import { canCancel, currentOffer, describeQuote, driverActions, facts, isSettled, quoteUsable, receipt, refund, secondsLeft, steps } from "./ride";
 
 function ride(over: Partial<GrabStatus> = {}): GrabStatus {
   return {
     grabId: "g1", grabStatus: "Requested", paymentStatus: null, allocationStatus: null, phoneNumber: "010-1234-5678",
     startingPoint: { lat: 37.5547, lng: 126.9707, name: "Seoul Station" }, destination: { lat: 37.4979, lng: 127.0276, name: "Gangnam Station" },
-    estimatedFee: 15000, paymentId: null, amount: null, allocationId: null, taxiId: null, taxiNum: null, distanceMeters: null,
-    reason: null, cancelledBy: null, correlationId: "c1", createdAt: null, updatedAt: null, events: [], ...over,
+    estimatedFee: 15000, fare: 15000, quoteId: "q1", paymentId: null, amount: null, allocationId: null, taxiId: null, taxiNum: null, distanceMeters: null,
+    offerNumber: null, offerExpiresAt: null, reason: null, cancelledBy: null, correlationId: "c1", createdAt: null, updatedAt: null, events: [], ...over,
   };
 }
 const note = (kind: string, grabId: string, at: string, message = kind): Notification =>
@@ -60,26 +60,45 @@ describe("what the rider reads", () => {
     expect(refund(ns, "g2")?.kind).toBe("PaymentRefunded");
   });
 
-  it("estimates Seoul's day tariff: the base fare for a short hop, more for a long one", () => {
-    const a = { lat: 37.5547, lng: 126.9707 };
-    expect(estimateFee(a, { lat: 37.5550, lng: 126.9710 })).toBe(4800);
-    const far = estimateFee(a, { lat: 37.4979, lng: 127.0276 });
-    expect(far).toBeGreaterThan(10000);
-    expect(far % 100).toBe(0);
+  it("says an offer is waiting for the driver, without naming the taxi as allocated", () => {
+    const f = facts(ride({ grabStatus: "Paid", allocationStatus: "Offered", taxiNum: "서울32저4703", offerNumber: 2 }));
+    expect(f[1]).toEqual(["Allocation", "offered to 서울32저4703 (offer 2), waiting for the driver"]);
+    expect(f.some(([k]) => k === "Taxi")).toBe(false);
+  });
+});
+
+describe("the quote", () => {
+  it("reads as the fare and the road distance, with the night surcharge when priced at night", () => {
+    expect(describeQuote({ fare: 11600, roadMeters: 10487, nightSurcharge: false })).toBe("11,600 KRW · 10.5 km by road");
+    expect(describeQuote({ fare: 14000, roadMeters: 10487, nightSurcharge: true })).toBe("14,000 KRW · 10.5 km by road · night surcharge included");
+  });
+  it("is booked only while comfortably before its expiry", () => {
+    const at = Date.parse("2026-12-01T10:05:00Z");
+    expect(quoteUsable({ expiresAt: "2026-12-01T10:05:11Z" }, at)).toBe(true);
+    expect(quoteUsable({ expiresAt: "2026-12-01T10:05:10Z" }, at)).toBe(false);
+    expect(quoteUsable({ expiresAt: "2026-12-01T10:04:00Z" }, at)).toBe(false);
   });
 });
 
 describe("the driver's offer", () => {
-  const alloc = (id: string, status: string): Allocation => ({ allocationId: id, grabId: "g", taxiId: "t", taxiNum: "서울32저4703", status, pickup: { lat: 37.55, lng: 126.97 },
-    distanceMeters: 0, allocatedAt: null, startedAt: null, completedAt: null, cancelledAt: null, cancelReason: null });
-  it("is the started ride first, else the allocated one; ended ones are no offer", () => {
+  const alloc = (id: string, status: string, expiresAt: string | null = null): Allocation => ({ allocationId: id, grabId: "g", taxiId: "t", taxiNum: "서울32저4703", status,
+    pickup: { lat: 37.55, lng: 126.97 }, distanceMeters: 0, offerNumber: 1, allocatedAt: null, expiresAt, acceptedAt: null, startedAt: null, completedAt: null,
+    cancelledAt: null, cancelReason: null, endedAt: null, endReason: null });
+  it("is the started ride first, then the accepted one, then an open offer; ended ones are none", () => {
     expect(currentOffer([alloc("a", "Completed"), alloc("b", "Allocated"), alloc("c", "RideStarted")])?.allocationId).toBe("c");
-    expect(currentOffer([alloc("a", "Cancelled"), alloc("b", "Allocated")])?.allocationId).toBe("b");
-    expect(currentOffer([alloc("a", "Completed")])).toBeUndefined();
+    expect(currentOffer([alloc("a", "Offered"), alloc("b", "Allocated")])?.allocationId).toBe("b");
+    expect(currentOffer([alloc("a", "Declined"), alloc("b", "Offered")])?.allocationId).toBe("b");
+    expect(currentOffer([alloc("a", "Completed"), alloc("b", "Expired"), alloc("c", "Cancelled")])).toBeUndefined();
   });
-  it("accepts an allocated ride and completes a started one", () => {
-    expect(driverAction(alloc("a", "Allocated"))).toBe("accept");
-    expect(driverAction(alloc("a", "RideStarted"))).toBe("complete");
-    expect(driverAction(alloc("a", "Cancelled"))).toBeUndefined();
+  it("answers an offer, then picks up, then completes", () => {
+    expect(driverActions(alloc("a", "Offered"))).toEqual(["accept", "decline"]);
+    expect(driverActions(alloc("a", "Allocated"))).toEqual(["pickup"]);
+    expect(driverActions(alloc("a", "RideStarted"))).toEqual(["complete"]);
+    expect(driverActions(alloc("a", "Expired"))).toEqual([]);
+  });
+  it("counts down the seconds left to answer, never below zero", () => {
+    const at = Date.parse("2026-12-01T10:00:00Z");
+    expect(secondsLeft(alloc("a", "Offered", "2026-12-01T10:00:14.200Z"), at)).toBe(15);
+    expect(secondsLeft(alloc("a", "Offered", "2026-12-01T09:59:59Z"), at)).toBe(0);
   });
 });

@@ -1,8 +1,8 @@
 // A ride as the rider and driver see it, derived only from the API's answers: the steps of
 // the saga reached so far, whether it may still be cancelled, the receipt and the refund.
 
-import type { Allocation, GrabStatus, GrabStatusWord, Notification, Point } from "./api";
-import { distanceMeters, formatDistance } from "./geo";
+import type { Allocation, DriverAction, GrabStatus, GrabStatusWord, Notification, Quote } from "./api";
+import { formatDistance } from "./geo";
 
 export type StepState = "done" | "current" | "todo" | "stopped";
 
@@ -76,8 +76,13 @@ export function facts(view: GrabStatus): [string, string][] {
   const out: [string, string][] = [];
   const pay = view.paymentStatus ?? "pending";
   out.push(["Payment", view.amount != null ? `${pay}, ${formatKrw(view.amount)}` : pay]);
-  out.push(["Allocation", view.allocationStatus ?? "waiting for a taxi"]);
-  if (view.taxiNum) out.push(["Taxi", view.taxiNum]);
+  out.push([
+    "Allocation",
+    view.allocationStatus === "Offered"
+      ? `offered to ${view.taxiNum ?? "a taxi"} (offer ${view.offerNumber ?? 1}), waiting for the driver`
+      : view.allocationStatus ?? "waiting for a taxi",
+  ]);
+  if (view.taxiNum && view.allocationStatus !== "Offered") out.push(["Taxi", view.taxiNum]);
   if (view.distanceMeters != null) out.push(["Taxi distance", `${formatDistance(view.distanceMeters)} from pickup`]);
   if (view.reason) out.push(["Reason", view.reason]);
   return out;
@@ -98,27 +103,39 @@ export function refund(ns: Notification[], grabId: string): Notification | undef
   return aboutRide(ns, grabId).find((n) => n.kind === "PaymentRefunded");
 }
 
-/**
- * The rider's fare estimate sent as `estimatedFee` (the API as it stands takes the rider's
- * figure): Seoul's day tariff, 4,800 KRW for the first 1.6 km and 100 KRW per 131 m after,
- * over the straight line times 1.3 for streets, rounded up to 100 KRW.
- */
-export function estimateFee(from: Point, to: Point): number {
-  const road = distanceMeters(from, to) * 1.3;
-  const extra = Math.max(0, road - 1600);
-  const fare = 4800 + Math.ceil(extra / 131) * 100;
-  return Math.ceil(fare / 100) * 100;
+/** A quote in words: "11,600 KRW · 10.5 km by road", with the night surcharge if any. */
+export function describeQuote(q: Pick<Quote, "fare" | "roadMeters" | "nightSurcharge">): string {
+  const night = q.nightSurcharge ? " · night surcharge included" : "";
+  return `${formatKrw(q.fare)} · ${formatDistance(q.roadMeters)} by road${night}`;
 }
 
-/** The driver's current offer: an allocation not yet ended, the started one first. */
+/** Whether a quote can still be booked: a little before its expiry, so the request lands in time. */
+export function quoteUsable(q: Pick<Quote, "expiresAt">, nowMs: number): boolean {
+  return Date.parse(q.expiresAt) - nowMs > 10_000;
+}
+
+/** The driver's current ride or offer, the most advanced first; ended ones are none. */
 export function currentOffer(allocs: Allocation[]): Allocation | undefined {
-  const rank = (s: string) => (s === "RideStarted" ? 0 : s === "Allocated" ? 1 : 9);
+  const order: Record<string, number> = { RideStarted: 0, Allocated: 1, Offered: 2 };
+  const rank = (s: string) => order[s] ?? 9;
   return [...allocs].filter((a) => rank(a.status) < 9).sort((a, b) => rank(a.status) - rank(b.status))[0];
 }
 
-/** What the driver may do with an allocation now. */
-export function driverAction(a: Allocation): "accept" | "complete" | undefined {
-  if (a.status === "Allocated") return "accept";
-  if (a.status === "RideStarted") return "complete";
-  return undefined;
+/** What the driver may do with an allocation now: answer an offer, pick up, drop off. */
+export function driverActions(a: Allocation): DriverAction[] {
+  switch (a.status) {
+    case "Offered":
+      return ["accept", "decline"];
+    case "Allocated":
+      return ["pickup"];
+    case "RideStarted":
+      return ["complete"];
+    default:
+      return [];
+  }
+}
+
+/** Whole seconds left to answer an offer (0 once its deadline passed). */
+export function secondsLeft(a: Pick<Allocation, "expiresAt">, nowMs: number): number {
+  return a.expiresAt ? Math.max(0, Math.ceil((Date.parse(a.expiresAt) - nowMs) / 1000)) : 0;
 }

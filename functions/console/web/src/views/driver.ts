@@ -1,13 +1,21 @@
-// The driver: register the taxi the token names (or drive the one it names), see the
-// current offer with its pickup on the map, accept it, complete the ride.
+// The driver: register the taxi the token names (or drive the one it names), go on or off
+// duty, see the current offer with its pickup on the map and its deadline, accept or
+// decline it, pick the rider up, complete the ride.
 
-import { ApiProblem, type Allocation, type Api, type Notification, type Point, type Taxi } from "../api";
+import { ApiProblem, type Allocation, type Api, type DriverAction, type Notification, type Point, type Taxi } from "../api";
 import { dl, errorBox, h } from "../dom";
 import { formatDistance, nearestLandmark } from "../geo";
 import { seoulMap, type Marker } from "../map";
 import { Poller } from "../poll";
-import { currentOffer, driverAction } from "../ride";
+import { currentOffer, driverActions, secondsLeft } from "../ride";
 import type { Session } from "../session";
+
+const ACTION_LABELS: Record<DriverAction, string> = {
+  accept: "Accept ride",
+  decline: "Decline",
+  pickup: "Rider picked up",
+  complete: "Complete ride",
+};
 
 export function driverView(api: Api, session: Session): { el: HTMLElement; stop: () => void } {
   const err = errorBox();
@@ -58,8 +66,24 @@ export function driverView(api: Api, session: Session): { el: HTMLElement; stop:
     if (taxi === undefined) panel.replaceChildren(h("p", { class: "hint" }, "Loading your taxi…"));
     else if (taxi === null) panel.replaceChildren(registerForm());
     else {
+      const t = taxi;
+      const onDuty = t.duty === "OnDuty";
+      const duty = h("button", { id: "duty", type: "button", "data-duty": t.duty }, onDuty ? "Go off duty" : "Go on duty");
+      duty.addEventListener("click", async () => {
+        err.clear();
+        duty.disabled = true;
+        try {
+          taxi = await api.setDuty(t.taxiId, onDuty ? "OffDuty" : "OnDuty");
+          render();
+          poller.poke();
+        } catch (e) {
+          err.show(e);
+          duty.disabled = false;
+        }
+      });
       panel.replaceChildren(h("h2", {}, "Your taxi"),
-        dl([["Plate", taxi.taxiNum], ["Status", taxi.status], ["Id", taxi.taxiId]]));
+        dl([["Plate", t.taxiNum], ["Status", t.status], ["Duty", onDuty ? "On duty" : "Off duty (no offers)"], ["Id", t.taxiId]]),
+        duty);
       panel.querySelector("dd:nth-of-type(2)")?.setAttribute("id", "taxi-status");
     }
 
@@ -67,23 +91,25 @@ export function driverView(api: Api, session: Session): { el: HTMLElement; stop:
     if (!offer) offerPanel.append(h("p", { class: "hint", id: "no-offer" }, "No offer right now. Waiting for riders…"));
     else {
       const o = offer;
-      const act = driverAction(o);
       offerPanel.append(
-        h("p", { class: `status s-${o.status}`, id: "offer-status", "data-status": o.status }, o.status),
+        h("p", { class: `status s-${o.status}`, id: "offer-status", "data-status": o.status }, o.status === "Offered" ? "New ride offer" : o.status),
         dl([
           ["Pickup", o.pickup.name ?? `${o.pickup.lat}, ${o.pickup.lng}`],
           ...(o.distanceMeters != null ? [["Distance to pickup", formatDistance(o.distanceMeters)] as [string, string]] : []),
         ]));
-      // The destination reaches the driver in notify's PickupAssigned message.
+      if (o.status === "Offered") {
+        offerPanel.append(h("p", { id: "offer-deadline" }, `Answer within ${secondsLeft(o, Date.now())} s, or the ride goes to the next taxi.`));
+      }
+      // The destination reaches the driver in notify's PickupAssigned message, once accepted.
       const assigned = notes.find((n) => n.grabId === o.grabId && n.kind === "PickupAssigned");
       if (assigned) offerPanel.append(h("p", { class: "hint", id: "offer-message" }, assigned.message));
-      if (act) {
-        const btn = h("button", { id: act, type: "button" }, act === "accept" ? "Accept ride" : "Complete ride");
+      const buttons = driverActions(o).map((act) => {
+        const btn = h("button", { id: act, type: "button", class: act === "decline" ? "secondary" : "" }, ACTION_LABELS[act]);
         btn.addEventListener("click", async () => {
           err.clear();
           btn.disabled = true;
           try {
-            offer = act === "accept" ? await api.accept(o.allocationId) : await api.complete(o.allocationId);
+            offer = await api.act(o.allocationId, act);
             render();
             poller.poke();
           } catch (e) {
@@ -91,8 +117,9 @@ export function driverView(api: Api, session: Session): { el: HTMLElement; stop:
             btn.disabled = false;
           }
         });
-        offerPanel.append(btn);
-      }
+        return btn;
+      });
+      if (buttons.length) offerPanel.append(h("div", { class: "row" }, ...buttons));
     }
 
     notesPanel.replaceChildren(h("h2", {}, "Notifications"),
@@ -129,5 +156,12 @@ export function driverView(api: Api, session: Session): { el: HTMLElement; stop:
   render();
   const el = h("div", { class: "view driver" }, err.el, pollErr.el,
     h("div", { class: "split" }, h("div", { class: "map-wrap" }, map.el), h("div", { class: "side" }, panel, offerPanel, notesPanel)));
-  return { el, stop: () => poller.stop() };
+  // The offer's countdown, between polls.
+  const tick = setInterval(() => {
+    const line = offerPanel.querySelector("#offer-deadline");
+    if (line && offer?.status === "Offered") {
+      line.textContent = `Answer within ${secondsLeft(offer, Date.now())} s, or the ride goes to the next taxi.`;
+    }
+  }, 1000);
+  return { el, stop: () => { poller.stop(); clearInterval(tick); } };
 }

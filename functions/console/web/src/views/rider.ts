@@ -1,12 +1,12 @@
 // The rider: pick pickup and destination on the map, request, watch the saga live, cancel
 // while allowed, read notifications (the receipt, the refund).
 
-import type { Api, GrabStatus, Notification, Point } from "../api";
+import type { Api, GrabStatus, Notification, Point, Quote } from "../api";
 import { dl, errorBox, h } from "../dom";
-import { formatDistance, distanceMeters, nearestLandmark, LANDMARKS } from "../geo";
+import { nearestLandmark, LANDMARKS } from "../geo";
 import { seoulMap, type Marker } from "../map";
 import { Poller } from "../poll";
-import { aboutRide, canCancel, estimateFee, facts, formatKrw, receipt, refund, statusLabel, steps } from "../ride";
+import { aboutRide, canCancel, describeQuote, facts, quoteUsable, receipt, refund, statusLabel, steps } from "../ride";
 import type { Session } from "../session";
 
 export function riderView(api: Api, session: Session): { el: HTMLElement; stop: () => void } {
@@ -18,6 +18,9 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
   let grabId: string | undefined;
   let view: GrabStatus | undefined;
   let notes: Notification[] = [];
+  // The server's price for the trip on the form (grab charges the quote, not a client figure).
+  let quote: Quote | undefined;
+  let quoting = 0; // the newest quote request; an older answer that arrives late is dropped
 
   const map = seoulMap((p) => {
     const named = { ...p, name: nearestLandmark(p) ?? `${p.lat.toFixed(4)}, ${p.lng.toFixed(4)}` };
@@ -28,7 +31,7 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
       destination = named;
       picking = "pickup";
     }
-    renderForm();
+    pointsChanged();
   }, "Map of Seoul: click to set pickup, then destination");
 
   const landmarkSelect = (id: string, set: (p: Point) => void) => {
@@ -37,7 +40,7 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
     sel.addEventListener("change", () => {
       if (sel.value !== "") set({ ...LANDMARKS[Number(sel.value)] });
       sel.value = "";
-      renderForm();
+      pointsChanged();
     });
     return sel;
   };
@@ -50,7 +53,7 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
     h("h2", {}, "Where to?"), hint,
     h("div", { class: "row" }, h("span", { class: "dot pickup" }), "Pickup: ", pickupText, landmarkSelect("pickup-landmark", (p) => { pickup = p; picking = "destination"; })),
     h("div", { class: "row" }, h("span", { class: "dot destination" }), "Destination: ", destText, landmarkSelect("destination-landmark", (p) => { destination = p; picking = "pickup"; })),
-    h("p", {}, "Estimated fare: ", fareText),
+    h("p", {}, "Fare: ", fareText),
     requestBtn);
 
   const ridePanel = h("section", { class: "card", id: "ride", hidden: true });
@@ -61,27 +64,44 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
     pickupText.textContent = pickup?.name ?? "not set";
     destText.textContent = destination?.name ?? "not set";
     hint.textContent = `Click the map to set the ${picking}.`;
-    const fare = pickup && destination ? estimateFee(pickup, destination) : undefined;
-    fareText.textContent = fare
-      ? `${formatKrw(fare)} (${formatDistance(distanceMeters(pickup!, destination!))} as the crow flies)`
-      : "—";
-    requestBtn.disabled = !fare || (view !== undefined && !settledOrNone());
+    fareText.textContent = quote ? describeQuote(quote) : pickup && destination ? "pricing…" : "—";
+    requestBtn.disabled = !quote || (view !== undefined && !settledOrNone());
     const ms: Marker[] = [];
     if (pickup) ms.push({ point: pickup, kind: "pickup", label: "Pickup" });
     if (destination) ms.push({ point: destination, kind: "destination", label: "Destination" });
     map.setMarkers(ms);
   }
+  /** Ask the server for the fare of the trip on the form. */
+  async function requote(): Promise<Quote | undefined> {
+    const ticket = ++quoting;
+    quote = undefined;
+    renderForm();
+    if (!pickup || !destination) return undefined;
+    try {
+      const q = await api.quote(pickup, destination);
+      if (ticket !== quoting) return undefined;
+      quote = q;
+    } catch (e) {
+      if (ticket === quoting) err.show(e);
+    }
+    renderForm();
+    return quote;
+  }
+  function pointsChanged() {
+    err.clear();
+    void requote();
+  }
   const settledOrNone = () => !view || !canCancel(view) && view.grabStatus !== "RideStarted";
 
   requestBtn.addEventListener("click", async () => {
-    if (!pickup || !destination) return;
+    if (!quote) return;
     err.clear();
     requestBtn.disabled = true;
     try {
-      const g = await api.requestGrab(
-        { phoneNumber: session.subject, startingPoint: pickup, destination, estimatedFee: estimateFee(pickup, destination) },
-        crypto.randomUUID(),
-      );
+      // A quote about to expire is priced again first (the fare may change, e.g. at night).
+      const q = quoteUsable(quote, Date.now()) ? quote : await requote();
+      if (!q) return;
+      const g = await api.requestGrab({ phoneNumber: session.subject, quoteId: q.quoteId }, crypto.randomUUID());
       grabId = g.id;
       view = undefined;
       poller.poke();
