@@ -8,11 +8,12 @@ use crate::events::{flush_after_commit, record_all};
 use crate::COMPONENT;
 use htaxi_shared::auth;
 use htaxi_shared::domain::allocation::{
-    bounding_box, decide_accept, decide_complete, decide_decline, decide_duty, decide_expire,
+    self, bounding_box, decide_accept, decide_complete, decide_decline, decide_duty, decide_expire,
     decide_move, decide_pickup, register_taxi as decide_register, AcceptRide, Allocation,
     AllocationError, AllocationEvent, CompleteRide, Duty, GrabAllocation, MoveTaxi, MoveTaxiDto,
     OfferEnd, PassOn, PickUpRider, RegisterTaxi, RegisterTaxiDto, SetDuty, SetDutyDto, TaxiStatus,
 };
+use htaxi_shared::domain::GeoPoint;
 use htaxi_shared::ids::{AllocationId, GrabId, TaxiId};
 use htaxi_shared::log;
 use htaxi_shared::platform::db::Db;
@@ -108,6 +109,28 @@ pub fn list_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, ApiEr
     let limit = http::limit_param(req)?;
     let db = db::open()?;
     Ok(http::json(200, &db::list_taxis(&db, status, limit)?, ctx))
+}
+
+/// How many dots `GET /taxis/nearby` answers at most.
+const NEARBY_MAX: usize = 50;
+
+/// `GET /taxis/nearby?lat=&lng=`: the available, on-duty taxis within the allocation
+/// radius of a point, nearest first, as coarse dots (no plate, no id): what a rider's map
+/// shows. Anyone signed in.
+pub fn nearby_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
+    auth::authenticate(req)?;
+    let coordinate = |name: &'static str| -> Result<f64, ApiError> {
+        query_param(req, name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ApiError::invalid(name, "must be a number"))
+    };
+    let around = GeoPoint::new(coordinate("lat")?, coordinate("lng")?, None)?;
+    let radius_m = Config::load()?.offers.radius_m;
+    let db = db::open()?;
+    let candidates = db::available_candidates(&db, &bounding_box(&around, radius_m))?;
+    let near = allocation::nearby_taxis(&around, radius_m, &candidates, NEARBY_MAX);
+    Ok(http::json(200, &near, ctx))
 }
 
 /// `GET /taxis/{id}`: its driver or an operator; unknown, not a UUID or another

@@ -44,6 +44,8 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
         (Method::Get, ["taxis"]) => api::list_taxis(ctx, req),
         (Method::Post, ["taxis"]) => api::register_taxi(ctx, req),
         (_, ["taxis"]) => Err(not_allowed("GET, POST")),
+        (Method::Get, ["taxis", "nearby"]) => api::nearby_taxis(ctx, req),
+        (_, ["taxis", "nearby"]) => Err(not_allowed("GET")),
         (Method::Get, ["taxis", id]) => api::get_taxi(ctx, req, id),
         (_, ["taxis", _]) => Err(not_allowed("GET")),
         (Method::Put, ["taxis", id, "location"]) => api::move_taxi(ctx, req, id),

@@ -301,6 +301,42 @@ pub fn nearest_taxi(pickup: &GeoPoint, radius_m: u64, candidates: &[Candidate]) 
         })
 }
 
+/// An available taxi as anyone signed in may see it on a map: roughly where, never which.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NearbyTaxi {
+    /// Rounded to 0.001° (about 100 m): a dot on the map, not a driver's position.
+    pub lat: f64,
+    pub lng: f64,
+    /// From the asked-for point, rounded to 100 m.
+    pub distance_meters: u64,
+}
+
+/// The available taxis within `radius_m` of `around`, nearest first, at most `limit`,
+/// without plate or id and with their positions coarsened (see [`NearbyTaxi`]).
+pub fn nearby_taxis(
+    around: &GeoPoint,
+    radius_m: u64,
+    candidates: &[Candidate],
+    limit: usize,
+) -> Vec<NearbyTaxi> {
+    let coarse = |x: f64| (x * 1000.0).round() / 1000.0;
+    let mut near: Vec<(u64, &Candidate)> = candidates
+        .iter()
+        .map(|c| (around.distance_meters(&c.location), c))
+        .filter(|(d, _)| *d <= radius_m)
+        .collect();
+    near.sort_by_key(|(d, _)| *d);
+    near.into_iter()
+        .take(limit)
+        .map(|(d, c)| NearbyTaxi {
+            lat: coarse(c.location.lat()),
+            lng: coarse(c.location.lng()),
+            distance_meters: d.div_ceil(100) * 100,
+        })
+        .collect()
+}
+
 /// A latitude/longitude box that contains every point within a radius of a centre: a cheap
 /// index-friendly pre-filter before the exact distance check. `lng` is `None` when the box
 /// would wrap the antimeridian or reach a pole (then no longitude filter applies).
@@ -1161,6 +1197,23 @@ mod tests {
     }
 
     // ---------------------------------------------------------------- choosing a taxi
+
+    #[test]
+    fn nearby_taxis_are_the_ones_in_the_radius_nearest_first_as_coarse_dots() {
+        let taxis = vec![
+            candidate(3, "서울3", north_of_pickup(2_960.0)),
+            candidate(1, "서울1", north_of_pickup(1_040.0)),
+            candidate(2, "서울2", north_of_pickup(9_000.0)),
+        ];
+        let near = nearby_taxis(&pickup(), 5_000, &taxis, 10);
+        assert_eq!(
+            near.iter().map(|t| t.distance_meters).collect::<Vec<_>>(),
+            vec![1_100, 3_000],
+            "within 5 km, nearest first, distances up to the next 100 m"
+        );
+        assert_eq!((near[0].lat, near[0].lng), (37.564, 126.971));
+        assert_eq!(nearby_taxis(&pickup(), 5_000, &taxis, 1).len(), 1);
+    }
 
     #[test]
     fn the_nearest_taxi_within_the_radius_is_chosen() {

@@ -171,6 +171,12 @@ async fn every_route_answers_each_caller_as_the_rules_table_says_and_refusals_ch
         row("GET", "/taxis", None, [U, U, U, U, 403, 403, 403, 403, 200]),
         row(
             "GET",
+            "/taxis/nearby?lat=37.556&lng=126.972",
+            None,
+            [U, U, U, U, 200, 200, 200, 200, 200],
+        ),
+        row(
+            "GET",
             &format!("/taxis/{taxi}"),
             None,
             [U, U, U, U, 403, 403, 200, 404, 200],

@@ -223,3 +223,52 @@ async fn an_off_duty_taxi_is_never_offered_and_going_off_duty_declines_an_open_o
     foreign.assert_problem(404);
     s.converged(&[grab]).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rider_sees_the_available_taxis_nearby_as_dots_without_plate_or_id() {
+    let mut s = Saga::start().await.unwrap();
+    s.answer_offers_myself().await;
+    let [nearest, second, _] = three_taxis(&s).await;
+    let near = "/taxis/nearby?lat=37.5547&lng=126.9707";
+    let dots = s.rider(PHONE).get(near).await.unwrap();
+    assert_eq!(dots.status, 200, "{}", dots.text);
+    let lats = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["lat"].as_f64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        lats(&dots.body),
+        vec![37.556, 37.56, 37.566],
+        "nearest first, coarse: {}",
+        dots.text
+    );
+    for d in dots.body.as_array().unwrap() {
+        let keys: Vec<&String> = d.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["distanceMeters", "lat", "lng"],
+            "nothing that names a taxi: {d}"
+        );
+        assert_eq!(d["lng"], json!(126.971));
+        assert_eq!(d["distanceMeters"].as_u64().unwrap() % 100, 0);
+    }
+    // An off-duty taxi is not shown, nor one that holds an offer.
+    let off = s
+        .driver(&nearest)
+        .send(
+            reqwest::Method::PUT,
+            &format!("/taxis/{nearest}/duty"),
+            &[("content-type", "application/json")],
+            Some(br#"{"duty":"OffDuty"}"#.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(off.status, 200, "{}", off.text);
+    let grab = ride(&s).await;
+    let _ = offer_to(&s, &grab, &second).await;
+    let left = s.rider(PHONE).get(near).await.unwrap();
+    assert_eq!(lats(&left.body), vec![37.566], "{}", left.text);
+}

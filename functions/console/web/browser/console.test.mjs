@@ -94,7 +94,11 @@ async function riderRequests(phone, from, to, screenshot) {
   await clickMap(page, to);
   await page.waitForSelector("#request:not([disabled])", WAIT);
   assert.match(await page.textContent("#fare"), /KRW/);
-  if (screenshot) await shot(page, "rider-pickup-and-destination");
+  if (screenshot) {
+    // The available taxis around the pickup are dots on the rider's map (ours is at the pickup).
+    await page.waitForSelector("svg.map g.marker[data-kind=taxi]", WAIT);
+    await shot(page, "rider-pickup-and-destination");
+  }
   await page.click("#request");
   return page;
 }

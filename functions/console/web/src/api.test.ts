@@ -30,9 +30,11 @@ describe("the API client", () => {
     await api.quote({ lat: 37.55, lng: 126.97 }, { lat: 37.5, lng: 127.03 });
     for (const a of ["accept", "decline", "pickup", "complete"] as const) await api.act("a/1", a);
     await api.setDuty("t1", "OffDuty");
+    await api.nearbyTaxis({ lat: 37.5547, lng: 126.9707 });
     expect(calls.map((c) => `${c.init!.method} ${c.url}`)).toEqual([
       "POST /fares/quote", "POST /allocations/a%2F1/accept", "POST /allocations/a%2F1/decline",
       "POST /allocations/a%2F1/pickup", "POST /allocations/a%2F1/complete", "PUT /taxis/t1/duty",
+      "GET /taxis/nearby?lat=37.5547&lng=126.9707",
     ]);
     expect(JSON.parse(calls[0].init!.body as string)).toEqual({ startingPoint: { lat: 37.55, lng: 126.97 }, destination: { lat: 37.5, lng: 127.03 } });
     expect(JSON.parse(calls[5].init!.body as string)).toEqual({ duty: "OffDuty" });

@@ -83,6 +83,13 @@ export interface Taxi {
   location: Point;
 }
 
+/** `GET /taxis/nearby`: an available taxi as a rider's map shows it (no plate, no id). */
+export interface NearbyTaxi {
+  lat: number;
+  lng: number;
+  distanceMeters: number;
+}
+
 export interface Allocation {
   allocationId: string;
   grabId: string;
@@ -258,6 +265,9 @@ export class Api {
   // Driver
   registerTaxi(taxiNum: string, location: Point, idempotencyKey: string): Promise<Taxi> {
     return this.request("POST", "/taxis", { taxiNum, location }, { "idempotency-key": idempotencyKey });
+  }
+  nearbyTaxis(around: Point): Promise<NearbyTaxi[]> {
+    return this.request("GET", `/taxis/nearby${queryString({ lat: around.lat, lng: around.lng })}`);
   }
   taxi(taxiId: string): Promise<Taxi> {
     return this.request("GET", `/taxis/${encodeURIComponent(taxiId)}`);

@@ -1,7 +1,7 @@
 // The rider: pick pickup and destination on the map, request, watch the saga live, cancel
 // while allowed, read notifications (the receipt, the refund).
 
-import type { Api, GrabStatus, Notification, Point, Quote } from "../api";
+import type { Api, GrabStatus, NearbyTaxi, Notification, Point, Quote } from "../api";
 import { dl, errorBox, h } from "../dom";
 import { nearestLandmark, LANDMARKS } from "../geo";
 import { seoulMap, type Marker } from "../map";
@@ -18,6 +18,7 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
   let grabId: string | undefined;
   let view: GrabStatus | undefined;
   let notes: Notification[] = [];
+  let taxis: NearbyTaxi[] = []; // available taxis around the pickup (or Seoul Station), as dots
   // The server's price for the trip on the form (grab charges the quote, not a client figure).
   let quote: Quote | undefined;
   let quoting = 0; // the newest quote request; an older answer that arrives late is dropped
@@ -66,7 +67,7 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
     hint.textContent = `Click the map to set the ${picking}.`;
     fareText.textContent = quote ? describeQuote(quote) : pickup && destination ? "pricing…" : "—";
     requestBtn.disabled = !quote || (view !== undefined && !settledOrNone());
-    const ms: Marker[] = [];
+    const ms: Marker[] = taxis.map((t) => ({ point: t, kind: "taxi" }));
     if (pickup) ms.push({ point: pickup, kind: "pickup", label: "Pickup" });
     if (destination) ms.push({ point: destination, kind: "destination", label: "Destination" });
     map.setMarkers(ms);
@@ -164,10 +165,15 @@ export function riderView(api: Api, session: Session): { el: HTMLElement; stop: 
 
   let last = "";
   const poller = new Poller(async () => {
-    const [mine, ns] = await Promise.all([api.grabStatuses(), api.notifications()]);
+    const [mine, ns, near] = await Promise.all([
+      api.grabStatuses(),
+      api.notifications(),
+      api.nearbyTaxis(pickup ?? LANDMARKS.find((l) => l.name === "Seoul Station") ?? LANDMARKS[0]),
+    ]);
+    taxis = near;
     if (grabId) view = await api.grabStatus(grabId);
     notes = ns;
-    const snapshot = JSON.stringify([mine, ns, view]);
+    const snapshot = JSON.stringify([mine, ns, view, near]);
     const changed = snapshot !== last;
     last = snapshot;
     pollErr.clear();
