@@ -235,10 +235,14 @@ async fn pay_approves_but_grab_never_hears_back_and_the_rider_is_charged_once() 
         .cloned()
         .unwrap_or_else(|| all.body["grabs"].as_array().cloned().unwrap_or_default());
     let id = g[0]["id"].as_str().unwrap().to_owned();
+    // The view converges whatever order grab's failure and pay's refund reach it in (they
+    // come from two producers; CI once saw the refund first).
     let view = s
-        .status_until(&id, "the orphan approval is refunded", |v| {
-            v["paymentStatus"] == json!("Refunded")
-        })
+        .status_until(
+            &id,
+            "the grab failed and its orphan approval is refunded",
+            |v| v["paymentStatus"] == json!("Refunded") && v["grabStatus"] == json!("Failed"),
+        )
         .await
         .unwrap();
     assert_eq!(view["grabStatus"], json!("Failed"));
