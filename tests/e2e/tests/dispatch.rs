@@ -22,6 +22,19 @@ async fn three_taxis(s: &Saga) -> [String; 3] {
     ids.try_into().unwrap()
 }
 
+/// `PUT /taxis/{taxi}/duty` `{"duty":"OffDuty"}`, as the taxi's driver.
+async fn off_duty(s: &Saga, taxi: &str) -> Answer {
+    s.driver(taxi)
+        .send(
+            reqwest::Method::PUT,
+            &format!("/taxis/{taxi}/duty"),
+            &[("content-type", "application/json")],
+            Some(br#"{"duty":"OffDuty"}"#.to_vec()),
+        )
+        .await
+        .unwrap()
+}
+
 async fn ride(s: &Saga) -> String {
     let a = s.request_grab(PHONE).await.unwrap();
     assert_eq!(a.status, 201, "{}", a.text);
@@ -180,31 +193,13 @@ async fn an_off_duty_taxi_is_never_offered_and_going_off_duty_declines_an_open_o
     let mut s = Saga::start().await.unwrap();
     s.answer_offers_myself().await;
     let [nearest, second, third] = three_taxis(&s).await;
-    let off = s
-        .driver(&nearest)
-        .send(
-            reqwest::Method::PUT,
-            &format!("/taxis/{nearest}/duty"),
-            &[("content-type", "application/json")],
-            Some(br#"{"duty":"OffDuty"}"#.to_vec()),
-        )
-        .await
-        .unwrap();
+    let off = off_duty(&s, &nearest).await;
     assert_eq!(off.status, 200, "{}", off.text);
     assert_eq!(off.body["duty"], json!("OffDuty"));
     let grab = ride(&s).await;
     let offer = offer_to(&s, &grab, &second).await;
     // The second driver goes off duty with the offer open: it passes to the third.
-    let gone = s
-        .driver(&second)
-        .send(
-            reqwest::Method::PUT,
-            &format!("/taxis/{second}/duty"),
-            &[("content-type", "application/json")],
-            Some(br#"{"duty":"OffDuty"}"#.to_vec()),
-        )
-        .await
-        .unwrap();
+    let gone = off_duty(&s, &second).await;
     assert_eq!(gone.status, 200, "{}", gone.text);
     act(&s, &offer, "accept").await.assert_problem(409);
     let last = offer_to(&s, &grab, &third).await;
@@ -256,16 +251,7 @@ async fn a_rider_sees_the_available_taxis_nearby_as_dots_without_plate_or_id() {
         assert_eq!(d["distanceMeters"].as_u64().unwrap() % 100, 0);
     }
     // An off-duty taxi is not shown, nor one that holds an offer.
-    let off = s
-        .driver(&nearest)
-        .send(
-            reqwest::Method::PUT,
-            &format!("/taxis/{nearest}/duty"),
-            &[("content-type", "application/json")],
-            Some(br#"{"duty":"OffDuty"}"#.to_vec()),
-        )
-        .await
-        .unwrap();
+    let off = off_duty(&s, &nearest).await;
     assert_eq!(off.status, 200, "{}", off.text);
     let grab = ride(&s).await;
     let _ = offer_to(&s, &grab, &second).await;
