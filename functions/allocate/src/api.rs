@@ -128,7 +128,8 @@ pub fn nearby_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, Api
     let around = GeoPoint::new(coordinate("lat")?, coordinate("lng")?, None)?;
     let radius_m = Config::load()?.offers.radius_m;
     let db = db::open()?;
-    let candidates = db::available_candidates(&db, &bounding_box(&around, radius_m))?;
+    let candidates =
+        db::nearest_candidates(&db, &around, &bounding_box(&around, radius_m), NEARBY_MAX)?;
     let near = allocation::nearby_taxis(&around, radius_m, &candidates, NEARBY_MAX);
     Ok(http::json(200, &near, ctx))
 }
@@ -220,7 +221,7 @@ pub fn driver_action(
             DriverAction::Accept => decide_accept(offer, AcceptRide { now }),
             DriverAction::Decline => {
                 let state = db::grab_state(tx, &offer.grab_id)?;
-                let pass = pass_on(tx, &config, offer, now)?;
+                let pass = pass_on(tx, &config, &state, offer, now)?;
                 decide_decline(&state, offer, OfferEnd::Declined, pass)
             }
             DriverAction::Pickup => decide_pickup(offer, PickUpRider { now }),
@@ -249,16 +250,19 @@ pub fn driver_action(
     Ok(http::json(200, &done.allocation, ctx))
 }
 
-/// Who else could take the ride of `offer`: available, on-duty taxis around its pickup.
+/// Who else could take the ride of `offer`: available, on-duty taxis around its pickup,
+/// enough of the nearest for one not offered the ride yet (`state` says who was).
 fn pass_on(
     tx: &Db,
     config: &Config,
+    state: &GrabAllocation,
     offer: &Allocation,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<PassOn> {
     let area = bounding_box(&offer.pickup, config.offers.radius_m);
+    let want = state.offered_taxis.len() + 1;
     Ok(PassOn {
-        candidates: db::available_candidates(tx, &area)?,
+        candidates: db::nearest_candidates(tx, &offer.pickup, &area, want)?,
         policy: config.offers,
         next_allocation_id: AllocationId::new_random(),
         now,
@@ -312,7 +316,7 @@ pub fn set_duty(ctx: &RequestContext, req: &Request, id: &str) -> Result<Respons
         if cmd.duty == Duty::OffDuty {
             if let Some(open) = db::open_offer_of_taxi(tx, &id)? {
                 let state = db::grab_state(tx, &open.allocation.grab_id)?;
-                let pass = pass_on(tx, &config, &open.allocation, now)?;
+                let pass = pass_on(tx, &config, &state, &open.allocation, now)?;
                 let events =
                     decide_decline(&state, &open.allocation, OfferEnd::DriverOffDuty, pass)
                         .map_err(domain_error)?;
@@ -348,7 +352,7 @@ fn sweep_expired_offers(ctx: &RequestContext, db: &Db, config: &Config) -> Resul
                 return Ok::<_, ApiError>(());
             };
             let events: Vec<AllocationEvent> =
-                decide_expire(&state, pass_on(tx, config, &open, now)?);
+                decide_expire(&state, pass_on(tx, config, &state, &open, now)?);
             record_all(tx, &events, &correlation, ctx.traceparent.as_deref(), now)?;
             Ok(())
         })?;

@@ -152,17 +152,46 @@ pub fn update_taxi(tx: &Db, t: &Taxi, now: DateTime<Utc>) -> anyhow::Result<()> 
     )
 }
 
-/// Available taxis inside the box (the exact radius check is the domain's).
-pub fn available_candidates(db: &Db, bb: &BoundingBox) -> anyhow::Result<Vec<Candidate>> {
+/// How many more than asked for [`nearest_candidates`] returns: its order is a flat-earth
+/// approximation of the domain's great-circle distance (within 0.1 % inside the radius), so
+/// the domain's exact choice is among the first `want + CANDIDATE_SLACK` unless that many
+/// taxis tie to within that error.
+const CANDIDATE_SLACK: usize = 8;
+
+/// The available, on-duty taxis inside the box, nearest to `around` first, about `want` of
+/// them (the exact distance, the radius check and the choice are the domain's). SQLite
+/// orders and limits them, so a city's worth of taxis is not read for every offer. A box
+/// that wraps the antimeridian or reaches a pole (no longitude bounds) is read whole.
+pub fn nearest_candidates(
+    db: &Db,
+    around: &GeoPoint,
+    bb: &BoundingBox,
+    want: usize,
+) -> anyhow::Result<Vec<Candidate>> {
+    const COLUMNS: &str = "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND duty = 'OnDuty' AND lat BETWEEN ? AND ?";
     let r = match bb.lng {
-        Some((lo, hi)) => db.query(
-            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND duty = 'OnDuty' AND lat BETWEEN ? AND ? AND lng BETWEEN ? AND ?",
-            &[real(bb.min_lat), real(bb.max_lat), real(lo), real(hi)],
-        )?,
-        None => db.query(
-            "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND duty = 'OnDuty' AND lat BETWEEN ? AND ?",
-            &[real(bb.min_lat), real(bb.max_lat)],
-        )?,
+        Some((lo, hi)) => {
+            // Degrees of longitude shrink by cos(latitude): squared, it weighs Δlng².
+            let shrink = around.lat().to_radians().cos().powi(2);
+            db.query(
+                &format!(
+                    "{COLUMNS} AND lng BETWEEN ? AND ? ORDER BY (lat - ?) * (lat - ?) + (lng - ?) * (lng - ?) * ?, taxi_num, taxi_id LIMIT ?"
+                ),
+                &[
+                    real(bb.min_lat),
+                    real(bb.max_lat),
+                    real(lo),
+                    real(hi),
+                    real(around.lat()),
+                    real(around.lat()),
+                    real(around.lng()),
+                    real(around.lng()),
+                    real(shrink),
+                    int(i64::try_from(want + CANDIDATE_SLACK).unwrap_or(i64::MAX)),
+                ],
+            )?
+        }
+        None => db.query(COLUMNS, &[real(bb.min_lat), real(bb.max_lat)])?,
     };
     r.rows()
         .map(|row| {

@@ -80,7 +80,12 @@ fn on_payment_approved(
             grab_id: e.grab_id.clone(),
             payment_id: e.payment_id.clone(),
             pickup: e.starting_point.clone(),
-            candidates: db::available_candidates(tx, &area)?,
+            candidates: db::nearest_candidates(
+                tx,
+                &e.starting_point,
+                &area,
+                state.offered_taxis.len() + 1,
+            )?,
             policy: config.offers,
             allocation_id: AllocationId::new_random(),
             now,

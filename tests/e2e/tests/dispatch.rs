@@ -258,3 +258,33 @@ async fn a_rider_sees_the_available_taxis_nearby_as_dots_without_plate_or_id() {
     let left = s.rider(PHONE).get(near).await.unwrap();
     assert_eq!(lats(&left.body), vec![37.566], "{}", left.text);
 }
+
+/// More taxis than the allocator reads per offer, registered farthest first: the ride still
+/// goes to the nearest, and after a decline to the next nearest (SQLite orders and limits
+/// the candidates; insertion order must not decide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn among_many_taxis_the_nearest_gets_the_offer_whatever_the_order_they_joined() {
+    let mut s = Saga::start().await.unwrap();
+    s.answer_offers_myself().await;
+    let mut ids = Vec::new();
+    for i in (0..24).rev() {
+        // 100 m apart going north of the pickup, and east of it a little, both shrinking.
+        let (lat, lng) = (
+            37.5547 + 0.0009 * (i + 1) as f64,
+            126.9707 + 0.0002 * i as f64,
+        );
+        ids.push(
+            s.register_taxi(&format!("서울2가{:04}", i), lat, lng)
+                .await
+                .unwrap(),
+        );
+    }
+    ids.reverse(); // ids[0] is the nearest
+    let grab = ride(&s).await;
+    let first = offer_to(&s, &grab, &ids[0]).await;
+    assert_eq!(act(&s, &first, "decline").await.status, 200);
+    let second = offer_to(&s, &grab, &ids[1]).await;
+    assert_eq!(second["offerNumber"], json!(2));
+    assert_eq!(act(&s, &second, "accept").await.status, 200);
+    s.converged(&[grab]).await.unwrap();
+}
