@@ -753,12 +753,23 @@ impl AppInner {
                     .call_handle(&mut store, incoming, outparam)
                     .await
             };
+            // The CPU of every poll of the guest, on whichever worker thread ran it.
+            let mut run = std::pin::pin!(run);
+            let mut guest_cpu = Duration::ZERO;
+            let run = std::future::poll_fn(|cx| {
+                let t0 = crate::faults::thread_cpu_time();
+                let polled = std::future::Future::poll(run.as_mut(), cx);
+                guest_cpu += crate::faults::thread_cpu_time().saturating_sub(t0);
+                polled
+            });
             let result = match deadline {
                 Some(d) => tokio::time::timeout(d, run).await.unwrap_or_else(|_| {
                     Err(wasmtime::format_err!("request deadline of {d:?} exceeded"))
                 }),
                 None => run.await,
             };
+            app.faults
+                .record_invocation(&task_component, start.elapsed(), guest_cpu);
             if let Err(e) = &result {
                 app.faults.record_trap(&task_component);
                 eprintln!("spin-host: {task_component}: guest invocation failed: {e:?}");

@@ -220,9 +220,14 @@ impl HostState {
         };
         let commit = is_commit(&sql);
         // SQLite blocks (file I/O, busy waits): keep it off the async workers.
-        let result = tokio::task::spawn_blocking(move || run_query(&conn, &sql, params))
-            .await
-            .map_err(|e| wasmtime::format_err!("sqlite worker failed: {e}"))?;
+        let (result, cpu) = tokio::task::spawn_blocking(move || {
+            let t0 = crate::faults::thread_cpu_time();
+            let result = run_query(&conn, &sql, params);
+            (result, crate::faults::thread_cpu_time().saturating_sub(t0))
+        })
+        .await
+        .map_err(|e| wasmtime::format_err!("sqlite worker failed: {e}"))?;
+        self.app.faults.record_sqlite(&self.component, cpu);
         if commit && result.is_ok() && self.app.faults.take_crash_after_commit(&self.component) {
             wasmtime::bail!("spin-host fault injection: crash after COMMIT");
         }

@@ -10,14 +10,19 @@
 //! 1. the ceiling: the fixture component's empty handler (`GET /status?code=200`), req/s at
 //!    concurrency 1 and 32;
 //! 2. the saga at concurrency 1, 8, 16 and 32: each rider `POST /grabs`, then polls
-//!    `GET /grabStatuses/{id}` until it reads `Allocated`. Per phase: sagas/s, `POST
+//!    `GET /grabStatuses/{id}` until it reads `Allocated` (every 10 ms, backing off to a
+//!    tenth of the time waited). Per phase: sagas/s, `POST
 //!    /grabs` and `GET /grabStatuses/{id}` latency, POST → Allocated visible, and
 //!    sagas/s × invocations per saga as a share of the ceiling (invocations counted by
 //!    the host's stats; the rider's own polls excluded);
-//! 3. peak RSS of the app process.
+//! 3. where the time goes, per component, at 1 and 32 riders: invocations per saga, and
+//!    per invocation its wall time, its guest's CPU and its SQLite statements' CPU (the
+//!    host's counters; n/a under the Spin CLI);
+//! 4. peak RSS of the app process.
 //!
 //! Flags: `--secs N` per phase (default 5), `--max-sagas N` per phase (default 1500).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,10 +50,16 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// How often a rider polls `GET /grabStatuses/{id}` while waiting for `Allocated`: as an
-/// eager app would (each poll is a full request; polling every 2 ms had 32 riders spend
-/// most of the CPU on reads). "Allocated visible" is therefore known within this much.
+/// How soon a rider polls `GET /grabStatuses/{id}` again while waiting for `Allocated`:
+/// every 10 ms at first, then every tenth of the time waited so far, as an app that backs
+/// off would. "Allocated visible" is so known within 10 ms or 10 %. A fixed 10 ms gap
+/// let the polls feed on themselves: at 32 riders that is 3,200 reads/s, about the
+/// empty-handler ceiling, so every slower saga was polled more and slowed the next.
 const POLL_EVERY: Duration = Duration::from_millis(10);
+
+fn poll_gap(waited: Duration) -> Duration {
+    POLL_EVERY.max(waited / 10)
+}
 
 /// A runtime process and its companions; killed on drop.
 struct Running {
@@ -321,6 +332,8 @@ struct Phase {
     invocations: Option<u64>,
     /// CPU seconds the app process spent in the phase (its companions excluded).
     cpu_secs: Option<f64>,
+    /// The host's counters before and after the phase, if known.
+    stats: Option<(Stats, Stats)>,
     failed: usize,
 }
 
@@ -352,13 +365,30 @@ async fn grab_body(c: &mut Client, i: usize) -> Result<Value> {
     }))
 }
 
-async fn total_invocations(addr: SocketAddr) -> Result<u64> {
+/// The host's per-component counters (`/.well-known/spin-host/stats`).
+type Stats = BTreeMap<String, Value>;
+
+async fn host_stats(addr: SocketAddr) -> Result<Stats> {
     let mut c = Client::connect(addr).await?;
     let (_, stats) = c.json("GET", "/.well-known/spin-host/stats", None).await?;
     Ok(stats
         .as_object()
-        .map(|o| o.values().filter_map(|s| s["requests"].as_u64()).sum())
-        .unwrap_or(0))
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default())
+}
+
+fn total_invocations(stats: &Stats) -> u64 {
+    stats.values().filter_map(|s| s["requests"].as_u64()).sum()
+}
+
+/// One component's share of a phase: counter `field` after minus before.
+fn stat_delta(before: &Stats, after: &Stats, component: &str, field: &str) -> f64 {
+    let get = |s: &Stats| {
+        s.get(component)
+            .and_then(|c| c[field].as_u64())
+            .unwrap_or(0)
+    };
+    get(after).saturating_sub(get(before)) as f64
 }
 
 /// `concurrency` riders, until `max` sagas or `secs` have passed. Each rider's taxi driver
@@ -373,7 +403,7 @@ async fn saga_phase(
     let addr = app.addr;
     let cpu_before = app.cpu_secs();
     let before = if app.stats {
-        Some(total_invocations(addr).await?)
+        Some(host_stats(addr).await?)
     } else {
         None
     };
@@ -433,7 +463,7 @@ async fn saga_phase(
                         failed += 1;
                         break;
                     }
-                    tokio::time::sleep(POLL_EVERY).await;
+                    tokio::time::sleep(poll_gap(start.elapsed())).await;
                 }
             }
             anyhow::Ok((post, get, visible, polls, failed))
@@ -449,6 +479,7 @@ async fn saga_phase(
         polls: 0,
         invocations: None,
         cpu_secs: None,
+        stats: None,
         failed: 0,
     };
     for w in workers {
@@ -467,8 +498,12 @@ async fn saga_phase(
     }
     if let Some(before) = before {
         // The host counts the stats call itself too; the riders' polls are theirs, not the saga's.
-        let after = total_invocations(addr).await?;
-        phase.invocations = Some(after.saturating_sub(before + phase.polls as u64 + 1));
+        let after = host_stats(addr).await?;
+        phase.invocations = Some(
+            total_invocations(&after)
+                .saturating_sub(total_invocations(&before) + phase.polls as u64 + 1),
+        );
+        phase.stats = Some((before, after));
     }
     Ok(phase)
 }
@@ -580,6 +615,44 @@ fn fixture_app(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((dir.join("spin.toml"), dir.join("runtime-config.toml")))
 }
 
+/// Per component, from the host's counters over one phase: how often it ran per saga and
+/// what an invocation cost (wall time, CPU of its guest, CPU of its SQLite statements).
+fn where_the_time_goes(p: &Phase, before: &Stats, after: &Stats) {
+    let sagas = p.sagas.max(1) as f64;
+    println!();
+    println!(
+        "| where the time goes at {} rider(s), per component (host counters; grab-status includes the riders' {:.1} polls/saga) | invocations/saga | wall ms/invocation | guest CPU ms/invocation | SQLite CPU ms/invocation | SQLite statements/invocation | CPU ms/saga |",
+        p.concurrency,
+        p.polls as f64 / sagas
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut total_cpu = 0.0;
+    for component in after.keys() {
+        let d = |field| stat_delta(before, after, component, field);
+        let n = d("requests");
+        if n == 0.0 {
+            continue;
+        }
+        let (guest, sql) = (d("guest_cpu_us") / 1000.0, d("sqlite_cpu_us") / 1000.0);
+        total_cpu += (guest + sql) / sagas;
+        println!(
+            "| {component} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            n / sagas,
+            d("busy_us") / 1000.0 / n,
+            guest / n,
+            sql / n,
+            d("sqlite_statements") / n,
+            (guest + sql) / sagas
+        );
+    }
+    let process = p
+        .cpu_secs
+        .map_or("n/a".to_owned(), |c| format!("{:.0}", 1000.0 * c / sagas));
+    println!(
+        "| all components (the whole process: {process} ms/saga; the rest is HTTP, scheduling, the kernel) | | | | | | {total_cpu:.1} |"
+    );
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -673,7 +746,7 @@ async fn main() -> Result<()> {
     // 3. The table.
     println!();
     println!(
-        "H Taxi bench — {runtime}, {secs} s or {max} sagas per phase, loopback HTTP, keep-alive, riders poll every {} ms",
+        "H Taxi bench — {runtime}, {secs} s or {max} sagas per phase, loopback HTTP, keep-alive, riders poll every {} ms or a tenth of the time waited",
         POLL_EVERY.as_millis()
     );
     println!();
@@ -723,6 +796,14 @@ async fn main() -> Result<()> {
             c.wall_ms,
             c.cpu_ms.map_or("n/a".to_owned(), |v| format!("{v:.2}"))
         );
+    }
+    for p in phases
+        .iter()
+        .filter(|p| p.concurrency == 1 || p.concurrency == 32)
+    {
+        if let Some((before, after)) = &p.stats {
+            where_the_time_goes(p, before, after);
+        }
     }
     println!();
     match rss {
