@@ -104,9 +104,12 @@ pub struct ComponentStats {
     /// ...and CPU time of its SQLite statements (on tokio's blocking threads, as in Spin).
     #[serde(default)]
     pub sqlite_cpu_us: u64,
-    /// SQLite statements the component executed.
+    /// SQLite statements the component executed...
     #[serde(default)]
     pub sqlite_statements: u64,
+    /// ...and how many of them found the database locked by another writer (`SQLITE_BUSY`).
+    #[serde(default)]
+    pub sqlite_busy: u64,
 }
 
 #[derive(Default)]
@@ -292,11 +295,12 @@ impl Faults {
         s.guest_cpu_us += guest_cpu.as_micros() as u64;
     }
 
-    pub(crate) fn record_sqlite(&self, component: &str, cpu: Duration) {
+    pub(crate) fn record_sqlite(&self, component: &str, cpu: Duration, busy: bool) {
         let mut inner = self.lock();
         let s = inner.stats.entry(component.to_owned()).or_default();
         s.sqlite_cpu_us += cpu.as_micros() as u64;
         s.sqlite_statements += 1;
+        s.sqlite_busy += u64::from(busy);
     }
 
     pub(crate) fn record_outbound(&self, component: &str, denied: bool) {

@@ -227,7 +227,8 @@ impl HostState {
         })
         .await
         .map_err(|e| wasmtime::format_err!("sqlite worker failed: {e}"))?;
-        self.app.faults.record_sqlite(&self.component, cpu);
+        let busy = matches!(&result, Err(e) if e.contains("database is locked"));
+        self.app.faults.record_sqlite(&self.component, cpu, busy);
         if commit && result.is_ok() && self.app.faults.take_crash_after_commit(&self.component) {
             wasmtime::bail!("spin-host fault injection: crash after COMMIT");
         }

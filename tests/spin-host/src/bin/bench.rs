@@ -621,7 +621,7 @@ fn where_the_time_goes(p: &Phase, before: &Stats, after: &Stats) {
     let sagas = p.sagas.max(1) as f64;
     println!();
     println!(
-        "| where the time goes at {} rider(s), per component (host counters; grab-status includes the riders' {:.1} polls/saga) | invocations/saga | wall ms/invocation | guest CPU ms/invocation | SQLite CPU ms/invocation | SQLite statements/invocation | CPU ms/saga |",
+        "| where the time goes at {} rider(s), per component (host counters; grab-status includes the riders' {:.1} polls/saga) | invocations/saga | wall ms/invocation | guest CPU ms/invocation | SQLite CPU ms/invocation | SQLite statements/invocation (busy) | CPU ms/saga |",
         p.concurrency,
         p.polls as f64 / sagas
     );
@@ -636,12 +636,13 @@ fn where_the_time_goes(p: &Phase, before: &Stats, after: &Stats) {
         let (guest, sql) = (d("guest_cpu_us") / 1000.0, d("sqlite_cpu_us") / 1000.0);
         total_cpu += (guest + sql) / sagas;
         println!(
-            "| {component} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            "| {component} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} ({:.1}) | {:.1} |",
             n / sagas,
             d("busy_us") / 1000.0 / n,
             guest / n,
             sql / n,
             d("sqlite_statements") / n,
+            d("sqlite_busy") / n,
             (guest + sql) / sagas
         );
     }
