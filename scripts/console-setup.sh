@@ -4,18 +4,12 @@
 # the Playwright suite, which never downloads a browser) with apt when missing.
 set -euo pipefail
 
-apt_install() {
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    echo "console-setup: installing $* (apt)" >&2
-    apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
-  else
-    echo "console-setup: install $* first" >&2; exit 1
-  fi
-}
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
 
 case "${1:-}" in
-  node) command -v npm >/dev/null || apt_install nodejs npm ;;
+  node) command -v npm >/dev/null || apt_install console-setup nodejs npm ;;
   # With CJK fonts, so the screenshots show Korean plates and place names.
-  chromium) [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || apt_install chromium fonts-noto-cjk ;;
+  chromium) [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || apt_install console-setup chromium fonts-noto-cjk ;;
   *) echo "usage: scripts/console-setup.sh node|chromium" >&2; exit 2 ;;
 esac

@@ -5,17 +5,11 @@
 set -euo pipefail
 venv="$1" req="$2"
 
-apt_install() {
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    echo "python-venv: installing $* (apt)" >&2
-    apt-get update -qq && apt-get install -y -qq "$@" >/dev/null
-  else
-    echo "python-venv: install $* first" >&2; exit 1
-  fi
-}
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
 
-command -v python3 >/dev/null || apt_install python3 python3-venv
+command -v python3 >/dev/null || apt_install python-venv python3 python3-venv
 rm -rf "$venv"
-python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+python3 -m venv "$venv" 2>/dev/null || { apt_install python-venv python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
 touch "$venv/.installed"
