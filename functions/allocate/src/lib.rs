@@ -32,29 +32,23 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now().trunc_subsecs(3)
 }
 
-fn not_allowed(allow: &'static str) -> ApiError {
-    ApiError::MethodNotAllowed { allow }
-}
-
 /// The routing table: (method, path segments) → handler.
 fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
-    let segments = http::path_segments(req);
-    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (req.method(), path.as_slice()) {
+    match (req.method(), http::path_segments(req).as_slice()) {
         (Method::Get, ["taxis"]) => api::list_taxis(ctx, req),
         (Method::Post, ["taxis"]) => api::register_taxi(ctx, req),
-        (_, ["taxis"]) => Err(not_allowed("GET, POST")),
+        (_, ["taxis"]) => Err(http::not_allowed("GET, POST")),
         (Method::Get, ["taxis", "nearby"]) => api::nearby_taxis(ctx, req),
-        (_, ["taxis", "nearby"]) => Err(not_allowed("GET")),
+        (_, ["taxis", "nearby"]) => Err(http::not_allowed("GET")),
         (Method::Get, ["taxis", id]) => api::get_taxi(ctx, req, id),
-        (_, ["taxis", _]) => Err(not_allowed("GET")),
+        (_, ["taxis", _]) => Err(http::not_allowed("GET")),
         (Method::Put, ["taxis", id, "location"]) => api::move_taxi(ctx, req, id),
         (Method::Put, ["taxis", id, "duty"]) => api::set_duty(ctx, req, id),
-        (_, ["taxis", _, "location" | "duty"]) => Err(not_allowed("PUT")),
+        (_, ["taxis", _, "location" | "duty"]) => Err(http::not_allowed("PUT")),
         (Method::Get, ["allocations"]) => api::list_allocations(ctx, req),
-        (_, ["allocations"]) => Err(not_allowed("GET")),
+        (_, ["allocations"]) => Err(http::not_allowed("GET")),
         (Method::Get, ["allocations", id]) => api::get_allocation(ctx, req, id),
-        (_, ["allocations", _]) => Err(not_allowed("GET")),
+        (_, ["allocations", _]) => Err(http::not_allowed("GET")),
         (Method::Post, ["allocations", id, "accept"]) => {
             api::driver_action(ctx, req, id, api::DriverAction::Accept)
         }
@@ -68,13 +62,13 @@ fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
             api::driver_action(ctx, req, id, api::DriverAction::Complete)
         }
         (_, ["allocations", _, "accept" | "decline" | "pickup" | "complete"]) => {
-            Err(not_allowed("POST"))
+            Err(http::not_allowed("POST"))
         }
         (Method::Post, ["events", "allocate"]) => events::receive(ctx, req),
-        (_, ["events", "allocate"]) => Err(not_allowed("POST")),
+        (_, ["events", "allocate"]) => Err(http::not_allowed("POST")),
         (Method::Post, ["outbox", "flush", "allocate"]) => api::flush_outbox(ctx),
-        (_, ["outbox", "flush", "allocate"]) => Err(not_allowed("POST")),
+        (_, ["outbox", "flush", "allocate"]) => Err(http::not_allowed("POST")),
         (_, ["health", "allocate"]) => http::health(ctx, req, || db::open().map(drop)),
-        _ => Err(ApiError::NotFound(format!("no route for {}", req.path()))),
+        _ => Err(http::no_route(req)),
     }
 }

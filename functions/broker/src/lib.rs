@@ -79,9 +79,7 @@ mod component {
     }
 
     async fn route(ctx: &RequestContext, req: &Request) -> Handled {
-        let segments = http::path_segments(req);
-        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-        match segs.as_slice() {
+        match http::path_segments(req).as_slice() {
             ["broker"] => api::ingest(ctx, req),
             ["broker", "dispatch"] => api::dispatch(ctx, req).await,
             ["broker", "flush"] => api::flush(ctx, req).await,
@@ -91,7 +89,7 @@ mod component {
             ["broker", "deadletters", id] => api::dead_letter(ctx, req, id),
             ["broker", "deadletters", id, "redeliver"] => api::redeliver(ctx, req, id),
             ["health", "broker"] => api::health(ctx, req),
-            _ => Err(ApiError::NotFound(format!("no route {}", req.path())).into()),
+            _ => Err(http::no_route(req).into()),
         }
     }
 }

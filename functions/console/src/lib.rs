@@ -35,14 +35,12 @@ fn handle(req: Request) -> Response {
 /// The routing table: (method, path segments) → handler.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
-    let segments = http::path_segments(req);
-    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (req.method(), path.as_slice()) {
+    match (req.method(), http::path_segments(req).as_slice()) {
         (Method::Post, ["console", "dev", "token"]) => dev_token::issue(ctx, req),
-        (_, ["console", "dev", "token"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (_, ["console", "dev", "token"]) => Err(http::not_allowed("POST")),
         (Method::Get | Method::Head, ["console", rest @ ..]) => assets::serve(ctx, req, rest),
-        (_, ["console", ..]) => Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" }),
+        (_, ["console", ..]) => Err(http::not_allowed("GET, HEAD")),
         (_, ["health", "console"]) => http::health(ctx, req, assets::check_index),
-        _ => Err(ApiError::NotFound(format!("no route for {}", req.path()))),
+        _ => Err(http::no_route(req)),
     }
 }

@@ -22,17 +22,13 @@ fn handle(req: Request) -> Response {
 
 /// The routing table: (method, path segments) → handler.
 fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
-    let segments = http::path_segments(req);
-    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match (req.method(), path.as_slice()) {
+    match (req.method(), http::path_segments(req).as_slice()) {
         (Method::Get, ["grabStatuses"]) => api::list(ctx, req),
         (Method::Get, ["grabStatuses", id]) => api::get(ctx, req, id),
-        (_, ["grabStatuses"] | ["grabStatuses", _]) => {
-            Err(ApiError::MethodNotAllowed { allow: "GET" })
-        }
+        (_, ["grabStatuses"] | ["grabStatuses", _]) => Err(http::not_allowed("GET")),
         (Method::Post, ["events", "grab-status"]) => events::receive(ctx, req),
-        (_, ["events", "grab-status"]) => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+        (_, ["events", "grab-status"]) => Err(http::not_allowed("POST")),
         (_, ["health", "grab-status"]) => http::health(ctx, req, || db::open().map(drop)),
-        _ => Err(ApiError::NotFound(format!("no route for {}", req.path()))),
+        _ => Err(http::no_route(req)),
     }
 }

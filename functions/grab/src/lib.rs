@@ -26,37 +26,22 @@ fn handle(req: Request) -> Response {
     http::serve(COMPONENT, req, route)
 }
 
-/// Route on (path segments, method); a known path with another method is 405 with `Allow`.
+/// The routing table: (method, path segments) → handler.
 fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
-    let segments = http::path_segments(req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method();
-    match segments.as_slice() {
-        ["grabs"] => match method {
-            Method::Post => api::create_grab(ctx, req),
-            Method::Get => api::list_grabs(ctx, req),
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        },
-        ["grabs", id] => match method {
-            Method::Get => api::get_grab(ctx, req, id),
-            Method::Delete => api::cancel_grab(ctx, req, id),
-            _ => Err(ApiError::MethodNotAllowed {
-                allow: "GET, DELETE",
-            }),
-        },
-        ["fares", "quote"] => match method {
-            Method::Post => api::quote_fare(ctx, req),
-            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        },
-        ["events", "grab"] => match method {
-            Method::Post => events::receive(ctx, req),
-            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        },
-        ["outbox", "flush", "grab"] => match method {
-            Method::Post => api::flush_outbox(ctx),
-            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        },
-        ["health", "grab"] => api::health(ctx, req),
-        _ => Err(ApiError::NotFound(format!("no route for {}", req.path()))),
+    match (req.method(), http::path_segments(req).as_slice()) {
+        (Method::Post, ["grabs"]) => api::create_grab(ctx, req),
+        (Method::Get, ["grabs"]) => api::list_grabs(ctx, req),
+        (_, ["grabs"]) => Err(http::not_allowed("GET, POST")),
+        (Method::Get, ["grabs", id]) => api::get_grab(ctx, req, id),
+        (Method::Delete, ["grabs", id]) => api::cancel_grab(ctx, req, id),
+        (_, ["grabs", _]) => Err(http::not_allowed("GET, DELETE")),
+        (Method::Post, ["fares", "quote"]) => api::quote_fare(ctx, req),
+        (_, ["fares", "quote"]) => Err(http::not_allowed("POST")),
+        (Method::Post, ["events", "grab"]) => events::receive(ctx, req),
+        (_, ["events", "grab"]) => Err(http::not_allowed("POST")),
+        (Method::Post, ["outbox", "flush", "grab"]) => api::flush_outbox(ctx),
+        (_, ["outbox", "flush", "grab"]) => Err(http::not_allowed("POST")),
+        (_, ["health", "grab"]) => api::health(ctx, req),
+        _ => Err(http::no_route(req)),
     }
 }

@@ -21,30 +21,19 @@ fn handle(req: Request) -> Response {
     http::serve(COMPONENT, req, route)
 }
 
-/// Route on (path segments, method); a known path with another method is 405 with `Allow`.
+/// The routing table: (method, path segments) → handler.
 fn route(ctx: &RequestContext, req: &Request) -> Result<Response, ApiError> {
-    let segments = http::path_segments(req);
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method();
-    match segments.as_slice() {
-        ["payments"] => match method {
-            Method::Post => api::request_payment(ctx, req),
-            Method::Get => api::find_payment(ctx, req),
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET, POST" }),
-        },
-        ["payments", id] => match method {
-            Method::Get => api::get_payment(ctx, req, id),
-            _ => Err(ApiError::MethodNotAllowed { allow: "GET" }),
-        },
-        ["events", "pay"] => match method {
-            Method::Post => events::receive(ctx, req),
-            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        },
-        ["outbox", "flush", "pay"] => match method {
-            Method::Post => api::flush_outbox(ctx),
-            _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
-        },
-        ["health", "pay"] => api::health(ctx, req),
-        _ => Err(ApiError::NotFound(format!("no route for {}", req.path()))),
+    match (req.method(), http::path_segments(req).as_slice()) {
+        (Method::Post, ["payments"]) => api::request_payment(ctx, req),
+        (Method::Get, ["payments"]) => api::find_payment(ctx, req),
+        (_, ["payments"]) => Err(http::not_allowed("GET, POST")),
+        (Method::Get, ["payments", id]) => api::get_payment(ctx, req, id),
+        (_, ["payments", _]) => Err(http::not_allowed("GET")),
+        (Method::Post, ["events", "pay"]) => events::receive(ctx, req),
+        (_, ["events", "pay"]) => Err(http::not_allowed("POST")),
+        (Method::Post, ["outbox", "flush", "pay"]) => api::flush_outbox(ctx),
+        (_, ["outbox", "flush", "pay"]) => Err(http::not_allowed("POST")),
+        (_, ["health", "pay"]) => api::health(ctx, req),
+        _ => Err(http::no_route(req)),
     }
 }

@@ -58,13 +58,20 @@ pub fn header(req: &Request, name: &str) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-/// The path without query string, and its non-empty segments.
-pub fn path_segments(req: &Request) -> Vec<String> {
-    req.path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// The path's non-empty segments (no query string): what every component's routing table
+/// matches, with the method, as `(method, segments)`.
+pub fn path_segments(req: &Request) -> Vec<&str> {
+    req.path().split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// A routing table's answer for a known path and another method: 405 naming `allow`.
+pub fn not_allowed(allow: &'static str) -> ApiError {
+    ApiError::MethodNotAllowed { allow }
+}
+
+/// A routing table's answer for a path it does not know: 404.
+pub fn no_route(req: &Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", req.path()))
 }
 
 /// A query parameter, percent-decoded (`+` is a space).
