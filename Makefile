@@ -5,6 +5,11 @@ CARGO       ?= cargo
 WASM_TARGET := wasm32-wasip2
 COMPONENTS  := grab pay allocate grab-status broker console
 WASM_CRATES := $(COMPONENTS) fixture
+# The native crates: the host and everything `make test` runs natively. `make host` and the
+# tests select the same packages, so Cargo resolves the same features and builds wasmtime
+# and the rest once (selecting spin-host alone enabled fewer features of syn, url, indexmap…,
+# and every dependency above them was compiled a second time for the tests).
+NATIVE_CRATES := htaxi-shared broker console spin-host manifests e2e
 LISTEN      ?= 127.0.0.1:3000
 HOST_BIN    := target/debug/spin-host
 PKG_FLAGS   = $(foreach c,$(1),-p $(c))
@@ -72,7 +77,7 @@ $(CONSOLE_DIST)/index.html: $(CONSOLE_WEB)/node_modules/.installed $(CONSOLE_SRC
 
 ## host: the project's Spin-compatible host (used when the Spin CLI is not installed)
 host:
-	$(CARGO) build -p spin-host --bins
+	$(CARGO) build $(call PKG_FLAGS,$(NATIVE_CRATES)) --bins
 
 ## up: run the app on http://$(LISTEN) — real `spin up` if installed, else our host —
 ## with the outbox PingSource stand-in, the broker's dispatcher loop and the SQLite
@@ -120,7 +125,7 @@ test-python: $(VENV)/.installed
 
 # The soak in `make test` runs 1000 sagas; `make soak` runs 3000.
 test-rust:
-	SOAK_SAGAS=$${SOAK_SAGAS:-1000} $(CARGO) test -p htaxi-shared -p broker -p console -p spin-host -p manifests -p e2e
+	SOAK_SAGAS=$${SOAK_SAGAS:-1000} $(CARGO) test $(call PKG_FLAGS,$(NATIVE_CRATES))
 
 ## validate-knative: render every overlay and validate it against ../shared/schemas
 validate-knative:
@@ -128,7 +133,7 @@ validate-knative:
 
 ## lint: rustfmt check + clippy -D warnings (native crates and wasm components)
 lint: setup fmt-check
-	$(CARGO) clippy -p htaxi-shared -p spin-host -p manifests -p e2e --all-targets -- -D warnings
+	$(CARGO) clippy $(call PKG_FLAGS,$(NATIVE_CRATES)) --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(call PKG_FLAGS,$(WASM_CRATES)) -- -D warnings
 
 fmt:
@@ -145,7 +150,7 @@ bench: build
 	target/release/spin-host-bench
 
 soak: build host
-	SOAK_SAGAS=$${SOAK_SAGAS:-3000} $(CARGO) test -p e2e --test soak -- --nocapture
+	SOAK_SAGAS=$${SOAK_SAGAS:-3000} $(CARGO) test $(call PKG_FLAGS,$(NATIVE_CRATES)) --test soak -- --nocapture
 
 ## deploy: push the Spin OCI artifact and apply the Knative overlay (OVERLAY=shim|container)
 OVERLAY  ?= shim
