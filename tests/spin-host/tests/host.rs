@@ -312,6 +312,39 @@ async fn sqlite_errors_types_and_rollback() {
     app.shutdown().await.unwrap();
 }
 
+/// The counters `make bench` reads: each invocation's wall time and its guest's CPU, and
+/// each SQLite statement (and its CPU). A guest asleep spends wall time, not CPU.
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_count_each_invocations_time_and_sqlite_statements() {
+    let f = FixtureApp::new();
+    let app = f.start().await;
+    assert_eq!(get(&app, "/sql-put?key=a&value=1").await.body, "stored");
+    assert_eq!(get(&app, "/sql-count").await.body, "1");
+    let s = app.stats()["fixture"].clone();
+    assert_eq!(s.requests, 2);
+    // Each: CREATE TABLE IF NOT EXISTS, then its own statement.
+    assert_eq!(s.sqlite_statements, 4);
+    assert_eq!(s.sqlite_busy, 0);
+    assert!(s.sqlite_cpu_us > 0, "{s:?}");
+    // One guest runs on one thread at a time: its CPU fits in its wall time.
+    assert!(
+        s.guest_cpu_us > 0 && s.guest_cpu_us <= s.busy_us + 1_000,
+        "{s:?}"
+    );
+
+    let before = s;
+    assert_eq!(get(&app, "/sleep?ms=300").await.body, "slept");
+    let after = app.stats()["fixture"].clone();
+    let (wall, cpu) = (
+        after.busy_us - before.busy_us,
+        after.guest_cpu_us - before.guest_cpu_us,
+    );
+    assert!(wall >= 300_000, "wall {wall} µs");
+    assert!(cpu < 150_000, "a sleeping guest used {cpu} µs of CPU");
+    assert_eq!(after.sqlite_statements, before.sqlite_statements);
+    app.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn key_value_store_round_trips() {
     let f = FixtureApp::new();
