@@ -8,10 +8,10 @@ use crate::events::{flush_after_commit, record_all};
 use crate::COMPONENT;
 use htaxi_shared::auth;
 use htaxi_shared::domain::allocation::{
-    self, bounding_box, decide_accept, decide_complete, decide_decline, decide_duty, decide_expire,
-    decide_move, decide_pickup, register_taxi as decide_register, AcceptRide, Allocation,
-    AllocationError, AllocationEvent, CompleteRide, Duty, GrabAllocation, MoveTaxi, MoveTaxiDto,
-    OfferEnd, PassOn, PickUpRider, RegisterTaxi, RegisterTaxiDto, SetDuty, SetDutyDto, TaxiStatus,
+    self, decide_accept, decide_complete, decide_decline, decide_duty, decide_expire, decide_move,
+    decide_pickup, register_taxi as decide_register, AcceptRide, Allocation, AllocationError,
+    AllocationEvent, CompleteRide, Duty, GrabAllocation, MoveTaxi, MoveTaxiDto, OfferEnd, PassOn,
+    PickUpRider, RegisterTaxi, RegisterTaxiDto, SetDuty, SetDutyDto, TaxiStatus,
 };
 use htaxi_shared::domain::GeoPoint;
 use htaxi_shared::ids::{AllocationId, GrabId, TaxiId};
@@ -128,8 +128,7 @@ pub fn nearby_taxis(ctx: &RequestContext, req: &Request) -> Result<Response, Api
     let around = GeoPoint::new(coordinate("lat")?, coordinate("lng")?, None)?;
     let radius_m = Config::load()?.offers.radius_m;
     let db = db::open()?;
-    let candidates =
-        db::nearest_candidates(&db, &around, &bounding_box(&around, radius_m), NEARBY_MAX)?;
+    let candidates = db::nearest_candidates(&db, &around, radius_m, NEARBY_MAX)?;
     let near = allocation::nearby_taxis(&around, radius_m, &candidates, NEARBY_MAX);
     Ok(http::json(200, &near, ctx))
 }
@@ -259,10 +258,9 @@ fn pass_on(
     offer: &Allocation,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<PassOn> {
-    let area = bounding_box(&offer.pickup, config.offers.radius_m);
     let want = state.offered_taxis.len() + 1;
     Ok(PassOn {
-        candidates: db::nearest_candidates(tx, &offer.pickup, &area, want)?,
+        candidates: db::nearest_candidates(tx, &offer.pickup, config.offers.radius_m, want)?,
         policy: config.offers,
         next_allocation_id: AllocationId::new_random(),
         now,

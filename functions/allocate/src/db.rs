@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, SecondsFormat, Utc};
 use htaxi_shared::domain::allocation::{
-    Allocation, AllocationEvent, AllocationStatus, BoundingBox, Candidate, Duty, GrabAllocation,
+    bounding_box, Allocation, AllocationEvent, AllocationStatus, Candidate, Duty, GrabAllocation,
     Taxi, TaxiNum, TaxiStatus,
 };
 use htaxi_shared::domain::GeoPoint;
@@ -158,16 +158,18 @@ pub fn update_taxi(tx: &Db, t: &Taxi, now: DateTime<Utc>) -> anyhow::Result<()> 
 /// taxis tie to within that error.
 const CANDIDATE_SLACK: usize = 8;
 
-/// The available, on-duty taxis inside the box, nearest to `around` first, about `want` of
-/// them (the exact distance, the radius check and the choice are the domain's). SQLite
-/// orders and limits them, so a city's worth of taxis is not read for every offer. A box
-/// that wraps the antimeridian or reaches a pole (no longitude bounds) is read whole.
+/// The available, on-duty taxis in the [`bounding_box`] of `radius_m` around `around`,
+/// nearest first, about `want` of them (the exact distance, the radius check and the choice
+/// are the domain's). SQLite orders and limits them, so a city's worth of taxis is not read
+/// for every offer. A box that wraps the antimeridian or reaches a pole (no longitude
+/// bounds) is read whole.
 pub fn nearest_candidates(
     db: &Db,
     around: &GeoPoint,
-    bb: &BoundingBox,
+    radius_m: u64,
     want: usize,
 ) -> anyhow::Result<Vec<Candidate>> {
+    let bb = bounding_box(around, radius_m);
     const COLUMNS: &str = "SELECT taxi_id, taxi_num, lat, lng FROM taxis WHERE status = 'Available' AND duty = 'OnDuty' AND lat BETWEEN ? AND ?";
     let r = match bb.lng {
         Some((lo, hi)) => {

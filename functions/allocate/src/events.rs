@@ -10,8 +10,7 @@ use crate::db;
 use crate::COMPONENT;
 use chrono::{DateTime, Utc};
 use htaxi_shared::domain::allocation::{
-    bounding_box, decide_allocate, decide_cancel, AllocateTaxi, AllocationEvent, CancelGrab,
-    GrabAllocation,
+    decide_allocate, decide_cancel, AllocateTaxi, AllocationEvent, CancelGrab, GrabAllocation,
 };
 use htaxi_shared::events::{DomainEvent, Envelope, GrabCancelled, PaymentApproved};
 use htaxi_shared::ids::{AllocationId, CorrelationId, GrabId};
@@ -75,7 +74,6 @@ fn on_payment_approved(
     e: PaymentApproved,
 ) -> Result<EventOutcome, ApiError> {
     consume(ctx, env, &e.grab_id, |tx, state, config, now| {
-        let area = bounding_box(&e.starting_point, config.offers.radius_m);
         let cmd = AllocateTaxi {
             grab_id: e.grab_id.clone(),
             payment_id: e.payment_id.clone(),
@@ -83,7 +81,7 @@ fn on_payment_approved(
             candidates: db::nearest_candidates(
                 tx,
                 &e.starting_point,
-                &area,
+                config.offers.radius_m,
                 state.offered_taxis.len() + 1,
             )?,
             policy: config.offers,
