@@ -205,7 +205,9 @@ test("a driver declines: the ride goes to the next nearest taxi; off duty, no of
   const pickup = spot();
   const near = await driverWithTaxi(`서울${digits(2)}다${digits(4)}`, pickup);
   const nextPlate = `서울${digits(2)}라${digits(4)}`;
-  const next = await driverWithTaxi(nextPlate, { lat: pickup.lat + 0.0003, lng: pickup.lng }); // ~30 m away
+  // ~330 m north: a few pixels on the map (at 0.0003°, 30 m, both taxis could land on the
+  // pickup's pixel, and the tie went to whichever plate sorts first).
+  const next = await driverWithTaxi(nextPlate, { lat: pickup.lat + 0.003, lng: pickup.lng });
   const rider = await riderRequests(`010-${digits(4)}-${digits(4)}`, pickup, { lat: 37.5665, lng: 126.978 }, false);
   await near.waitForSelector("#decline", WAIT);
   await near.click("#decline");
