@@ -136,14 +136,7 @@ impl Db {
             conn,
             in_transaction: std::cell::Cell::new(false),
         };
-        db.exec(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
-            &[],
-        )?;
-        let applied = db.query(
-            "SELECT COALESCE(SUM(id <> ?1), 0), COALESCE(SUM(id = ?1), 0) FROM schema_migrations",
-            &[text(PRAGMAS_REFUSED)],
-        )?;
+        let applied = db.migrations_applied()?;
         let row = applied.rows.first();
         let count = row.and_then(|r| r.get::<i64>(0)).unwrap_or(0);
         let refused = row.and_then(|r| r.get::<i64>(1)).unwrap_or(0) > 0;
@@ -175,6 +168,25 @@ impl Db {
             })?;
         }
         Ok(db)
+    }
+
+    /// One row: how many migrations are recorded, and whether the PRAGMAs were refused.
+    /// The first open of a new database creates the table. Creating it only then saves a
+    /// statement on every open: Spin opens a fresh connection per request, and a
+    /// connection's first statement reads the whole schema.
+    fn migrations_applied(&self) -> anyhow::Result<QueryResult> {
+        const COUNT: &str =
+            "SELECT COALESCE(SUM(id <> ?1), 0), COALESCE(SUM(id = ?1), 0) FROM schema_migrations";
+        match self.query(COUNT, &[text(PRAGMAS_REFUSED)]) {
+            Err(e) if format!("{e:#}").contains("no such table") => {
+                self.exec(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+                    &[],
+                )?;
+                self.query(COUNT, &[text(PRAGMAS_REFUSED)])
+            }
+            other => other,
+        }
     }
 
     fn applied(&self, m: &Migration) -> anyhow::Result<bool> {
