@@ -58,16 +58,35 @@ pub fn enqueue(tx: &Db, env: &Envelope) -> anyhow::Result<()> {
     )
 }
 
-/// Deliver up to `limit` pending rows, oldest first, to `broker_url`. Rows another flush
-/// holds a live lease on are skipped. Stops at the first transport failure (the broker is
-/// down: the rest would fail too); a refused event is recorded and the next one tried.
-/// Whatever this flush claimed but did not send is released for the next flush.
+/// What one send pass did, before anyone counts what is left.
+struct Sent {
+    sent: usize,
+    failed: usize,
+}
+
+/// Deliver up to `limit` pending rows, oldest first, to `broker_url`, and count what is
+/// still pending ([`FlushReport`]).
 pub fn flush(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<FlushReport> {
+    let Sent { sent, failed } = send(db, broker_url, limit)?;
+    Ok(FlushReport {
+        sent,
+        failed,
+        pending: pending(db)?,
+    })
+}
+
+/// The send pass of a flush. Rows another flush holds a live lease on are skipped. Stops
+/// at the first transport failure (the broker is down: the rest would fail too); a refused
+/// event is recorded and the next one tried. Whatever this pass claimed but did not send
+/// is released for the next flush. Two statements when all goes well, a claim that
+/// returns its rows and one mark per sent row: every producer runs this after each commit.
+fn send(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<Sent> {
     let owner = uuid::Uuid::new_v4().to_string();
-    db.exec(
+    let claimed = db.query(
         &format!(
             "UPDATE outbox SET lease_owner = ?, lease_until = {NOW_MS} + ? \
-             WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NULL AND lease_until <= {NOW_MS} ORDER BY seq LIMIT ?)"
+             WHERE seq IN (SELECT seq FROM outbox WHERE sent_at IS NULL AND lease_until <= {NOW_MS} ORDER BY seq LIMIT ?) \
+             RETURNING seq, event_id, envelope"
         ),
         &[
             text(owner.clone()),
@@ -75,12 +94,11 @@ pub fn flush(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<FlushRep
             int(limit as i64),
         ],
     )?;
-    let rows = db.query(
-        "SELECT event_id, envelope FROM outbox WHERE lease_owner = ? AND sent_at IS NULL ORDER BY seq",
-        &[text(owner.clone())],
-    )?;
-    let mut report = FlushReport::default();
-    for row in rows.rows() {
+    // RETURNING comes in no promised order: send oldest first.
+    let mut rows = claimed.rows().collect::<Vec<_>>();
+    rows.sort_by_key(|row| row.get::<i64>("seq"));
+    let mut done = Sent { sent: 0, failed: 0 };
+    for row in &rows {
         let id: &str = row.get("event_id").context("outbox.event_id")?;
         let raw: &str = row.get("envelope").context("outbox.envelope")?;
         let env: Envelope = serde_json::from_str(raw).context("decoding outbox envelope")?;
@@ -98,25 +116,26 @@ pub fn flush(db: &Db, broker_url: &str, limit: usize) -> anyhow::Result<FlushRep
                     "UPDATE outbox SET sent_at = strftime('%Y-%m-%dT%H:%M:%fZ','now'), attempts = attempts + 1, lease_owner = NULL, lease_until = 0 WHERE event_id = ?",
                     &[text(id)],
                 )?;
-                report.sent += 1;
+                done.sent += 1;
             }
             Ok(resp) => {
                 record_failure(db, id, &format!("broker answered {}", resp.status))?;
-                report.failed += 1;
+                done.failed += 1;
             }
             Err(e) => {
                 record_failure(db, id, &e.to_string())?;
-                report.failed += 1;
+                done.failed += 1;
                 break;
             }
         }
     }
-    db.exec(
-        "UPDATE outbox SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND sent_at IS NULL",
-        &[text(owner)],
-    )?;
-    report.pending = pending(db)?;
-    Ok(report)
+    if done.sent < rows.len() {
+        db.exec(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ? AND sent_at IS NULL",
+            &[text(owner)],
+        )?;
+    }
+    Ok(done)
 }
 
 fn record_failure(db: &Db, id: &str, error: &str) -> anyhow::Result<()> {
@@ -135,12 +154,12 @@ pub fn pending(db: &Db) -> anyhow::Result<usize> {
 /// After a commit: deliver what is pending. A broker outage only delays delivery (rows
 /// stay for the next request or `POST /outbox/flush/<id>`), so it is logged, not raised.
 pub fn flush_after_commit(component: &str, correlation: &CorrelationId, db: &Db, broker_url: &str) {
-    match flush(db, broker_url, BATCH) {
-        Ok(r) if r.failed > 0 => crate::log!(
+    match send(db, broker_url, BATCH) {
+        Ok(s) if s.failed > 0 => crate::log!(
             component,
             correlation,
             "outbox: broker unavailable, {} event(s) pending for retry",
-            r.pending
+            pending(db).map_or_else(|e| format!("? ({e:#})"), |n| n.to_string())
         ),
         Ok(_) => {}
         Err(e) => crate::log!(
