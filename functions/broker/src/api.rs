@@ -150,17 +150,16 @@ pub fn ingest(ctx: &RequestContext, req: &Request) -> Handled {
         let seq = db::insert_event(tx, &event)?;
         let (mut queued, mut coalesced) = (Vec::new(), Vec::new());
         for t in wiring.matching(&event) {
-            if db::already_queued(tx, &event.envelope, &t.name)? {
-                coalesced.push(t.name.clone());
-            } else {
-                let route = db::Route {
-                    trigger: &t.name,
-                    subscriber: &t.subscriber,
-                    ordered: t.delivery_order == "ordered",
-                    partition_key: event.envelope.partition_key.as_deref(),
-                };
-                db::insert_delivery(tx, seq, &route, now)?;
+            let route = db::Route {
+                trigger: &t.name,
+                subscriber: &t.subscriber,
+                ordered: t.delivery_order == "ordered",
+                partition_key: event.envelope.partition_key.as_deref(),
+            };
+            if db::queue_delivery(tx, seq, &event.envelope, &route, now)? {
                 queued.push(t.name.clone());
+            } else {
+                coalesced.push(t.name.clone());
             }
         }
         Ok::<_, anyhow::Error>((seq, queued, coalesced))

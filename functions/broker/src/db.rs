@@ -65,9 +65,9 @@ pub fn cache_wiring(db: &Db, wiring: &Wiring, now_ms: i64) -> anyhow::Result<()>
 
 /// Append an event to the log; returns its `seq` (the local Kafka offset).
 pub fn insert_event(tx: &Db, e: &StoredEvent) -> anyhow::Result<i64> {
-    tx.exec(
+    let r = tx.query(
         &format!(
-            "INSERT INTO broker_events (event_id, source, event_type, envelope, extras, correlation_id, received_at) VALUES (?, ?, ?, ?, ?, ?, {NOW})"
+            "INSERT INTO broker_events (event_id, source, event_type, envelope, extras, correlation_id, received_at) VALUES (?, ?, ?, ?, ?, ?, {NOW}) RETURNING seq"
         ),
         &[
             text(e.envelope.id.clone()),
@@ -78,21 +78,10 @@ pub fn insert_event(tx: &Db, e: &StoredEvent) -> anyhow::Result<i64> {
             opt_text(e.envelope.correlation_id.clone()),
         ],
     )?;
-    let r = tx.query("SELECT last_insert_rowid()", &[])?;
     r.rows
         .first()
         .and_then(|r| r.get::<i64>(0))
         .context("reading the new event seq")
-}
-
-/// Whether the same (source, id) is already pending or delivered for this Trigger (a
-/// dead-lettered one does not count: a re-publish gets a fresh chance).
-pub fn already_queued(tx: &Db, e: &Envelope, trigger: &str) -> anyhow::Result<bool> {
-    let r = tx.query(
-        "SELECT 1 FROM broker_deliveries d JOIN broker_events e ON e.seq = d.event_seq WHERE e.source = ? AND e.event_id = ? AND d.trigger_name = ? AND d.status IN ('pending', 'delivered') LIMIT 1",
-        &[text(e.source.clone()), text(e.id.clone()), text(trigger)],
-    )?;
-    Ok(!r.rows.is_empty())
 }
 
 /// Where a delivery goes: the Trigger, its subscriber, and whether it keeps the
@@ -104,11 +93,22 @@ pub struct Route<'a> {
     pub partition_key: Option<&'a str>,
 }
 
-/// Queue a delivery of event `seq` along `route`, due now.
-pub fn insert_delivery(tx: &Db, seq: i64, route: &Route<'_>, now_ms: i64) -> anyhow::Result<()> {
+/// Queue a delivery of event `seq` (that is `e`) along `route`, due now, unless the same
+/// (source, id) is already pending or delivered for this Trigger (a dead-lettered one
+/// does not count: a re-publish gets a fresh chance). Returns whether it was queued. One
+/// statement: the check is the insert's own condition.
+pub fn queue_delivery(
+    tx: &Db,
+    seq: i64,
+    e: &Envelope,
+    route: &Route<'_>,
+    now_ms: i64,
+) -> anyhow::Result<bool> {
     tx.exec(
         &format!(
-            "INSERT INTO broker_deliveries (event_seq, trigger_name, subscriber, status, next_attempt_ms, partition_key, ordered, created_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?, {NOW}, {NOW})"
+            "INSERT INTO broker_deliveries (event_seq, trigger_name, subscriber, status, next_attempt_ms, partition_key, ordered, created_at, updated_at) \
+             SELECT ?1, ?2, ?3, 'pending', ?4, ?5, ?6, {NOW}, {NOW} \
+             WHERE NOT EXISTS (SELECT 1 FROM broker_deliveries d JOIN broker_events e ON e.seq = d.event_seq WHERE e.source = ?7 AND e.event_id = ?8 AND d.trigger_name = ?2 AND d.status IN ('pending', 'delivered'))"
         ),
         &[
             int(seq),
@@ -117,8 +117,11 @@ pub fn insert_delivery(tx: &Db, seq: i64, route: &Route<'_>, now_ms: i64) -> any
             int(now_ms),
             opt_text(route.partition_key),
             int(i64::from(route.ordered)),
+            text(e.source.clone()),
+            text(e.id.clone()),
         ],
-    )
+    )?;
+    Ok(tx.changes() == 1)
 }
 
 /// A delivery claimed for one attempt.
