@@ -392,7 +392,7 @@ fn stat_delta(before: &Stats, after: &Stats, component: &str, field: &str) -> f6
 }
 
 /// `concurrency` riders, until `max` sagas or `secs` have passed. Each rider's taxi driver
-/// accepts the offer as soon as the rider's poll shows it.
+/// accepts the offer once, as soon as the rider's poll shows it.
 async fn saga_phase(
     app: &Running,
     concurrency: usize,
@@ -437,6 +437,9 @@ async fn saga_phase(
                 };
                 let path = format!("/grabStatuses/{id}");
                 let give_up = Instant::now() + Duration::from_secs(30);
+                // A driver taps accept once per offer: until `TaxiAllocated` reaches the
+                // view, later polls still show the offer they accepted.
+                let mut accepted: Option<String> = None;
                 loop {
                     let g = Instant::now();
                     let (status, view) = c.json("GET", &path, None).await?;
@@ -452,11 +455,14 @@ async fn saga_phase(
                         if let (Some(offer), Some(taxi)) =
                             (view["allocationId"].as_str(), view["taxiId"].as_str())
                         {
-                            c.as_(Who::Driver(taxi.to_owned()));
-                            c.json("POST", &format!("/allocations/{offer}/accept"), None)
-                                .await?;
-                            c.as_(Who::Rider(phone(first_rider + i)));
-                            continue;
+                            if accepted.as_deref() != Some(offer) {
+                                c.as_(Who::Driver(taxi.to_owned()));
+                                c.json("POST", &format!("/allocations/{offer}/accept"), None)
+                                    .await?;
+                                c.as_(Who::Rider(phone(first_rider + i)));
+                                accepted = Some(offer.to_owned());
+                                continue;
+                            }
                         }
                     }
                     if Instant::now() > give_up {
