@@ -49,12 +49,7 @@ def open_db() -> Db:
     """Open notify's database, set its PRAGMAs and apply any migration not applied yet (each
     in its own write transaction, re-checked inside it, so racing instances apply it once)."""
     db = Db.open(LABEL)
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    seen = db.rows(
-        "SELECT COALESCE(SUM(id NOT IN (?1, ?2)), 0) AS own, COALESCE(SUM(id = ?1), 0) AS wal, "
-        "COALESCE(SUM(id = ?2), 0) AS refused FROM schema_migrations",
-        (WAL, PRAGMAS_REFUSED),
-    )[0]
+    seen = _migrations_seen(db)
     if not seen["refused"]:
         _pragmas(db, wal_set=bool(seen["wal"]))
     if seen["own"] == len(MIGRATIONS):
@@ -68,6 +63,21 @@ def open_db() -> Db:
             tx.execute(_RECORD, (mid,))
         db.transaction(apply)
     return db
+
+
+def _migrations_seen(db: Db) -> dict:
+    """Own migrations recorded, and whether WAL was set or PRAGMAs refused. The first open of
+    a new database creates the table: creating it only then saves a statement on every open
+    (a fresh connection per request, whose first statement reads the whole schema)."""
+    count = ("SELECT COALESCE(SUM(id NOT IN (?1, ?2)), 0) AS own, COALESCE(SUM(id = ?1), 0) AS wal, "
+             "COALESCE(SUM(id = ?2), 0) AS refused FROM schema_migrations")
+    try:
+        return db.rows(count, (WAL, PRAGMAS_REFUSED))[0]
+    except Exception as e:  # the binding's Err
+        if "no such table" not in repr(e):
+            raise
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    return db.rows(count, (WAL, PRAGMAS_REFUSED))[0]
 
 
 def _pragmas(db: Db, wal_set: bool) -> None:
