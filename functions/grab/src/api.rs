@@ -188,16 +188,6 @@ pub fn create_grab(ctx: &RequestContext, req: &Request) -> Result<Response, ApiE
         PayOutcome::Unavailable { detail } => Some(detail.as_str()),
         _ => None,
     };
-    // The rider's answer must not be lost to a breaker bookkeeping failure.
-    let breaker_now = breaker::record(&db, &config.breaker, now_ms(), failure, &ctx.correlation)
-        .unwrap_or_else(|e| {
-            log!(
-                COMPONENT,
-                ctx.correlation,
-                "recording the pay call in the breaker failed: {e:#}"
-            );
-            Breaker::default()
-        });
     log!(
         COMPONENT,
         ctx.correlation,
@@ -207,7 +197,18 @@ pub fn create_grab(ctx: &RequestContext, req: &Request) -> Result<Response, ApiE
         call.outcome
     );
 
+    // One write transaction records the call in the breaker and settles the grab.
     let response = db.transaction(|tx| -> Result<Response, ApiError> {
+        // The rider's answer must not be lost to a breaker bookkeeping failure.
+        let breaker_now = breaker::record(tx, &config.breaker, now_ms(), failure, &ctx.correlation)
+            .unwrap_or_else(|e| {
+                log!(
+                    COMPONENT,
+                    ctx.correlation,
+                    "recording the pay call in the breaker failed: {e:#}"
+                );
+                Breaker::default()
+            });
         // Reload: the rider or an event may have moved the grab during the call.
         let current = db::find(tx, &requested.id)?
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("grab {} vanished", requested.id)))?;

@@ -27,26 +27,25 @@ pub fn admit(
     Ok(admission)
 }
 
-/// Record how a call went; returns the breaker as it now stands.
+/// Record how a call went, inside the caller's write transaction (the one that settles
+/// the grab); returns the breaker as it now stands.
 pub fn record(
-    db: &Db,
+    tx: &Db,
     policy: &BreakerPolicy,
     now_ms: i64,
     failure: Option<&str>,
     corr: &CorrelationId,
 ) -> anyhow::Result<Breaker> {
-    db.transaction(|tx| {
-        let before = db::load_breaker(tx)?;
-        let after = match failure {
-            None => before.on_success(),
-            Some(reason) => before.on_failure(policy, now_ms, reason),
-        };
-        if after != before {
-            db::save_breaker(tx, &after)?;
-            log_transition(&before, &after, corr);
-        }
-        Ok(after)
-    })
+    let before = db::load_breaker(tx)?;
+    let after = match failure {
+        None => before.on_success(),
+        Some(reason) => before.on_failure(policy, now_ms, reason),
+    };
+    if after != before {
+        db::save_breaker(tx, &after)?;
+        log_transition(&before, &after, corr);
+    }
+    Ok(after)
 }
 
 fn log_transition(before: &Breaker, after: &Breaker, corr: &CorrelationId) {
