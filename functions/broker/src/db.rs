@@ -55,12 +55,10 @@ pub fn cached_wiring(db: &Db, since_ms: i64) -> anyhow::Result<Option<Wiring>> {
 /// Store `wiring` as loaded at `now_ms`.
 pub fn cache_wiring(db: &Db, wiring: &Wiring, now_ms: i64) -> anyhow::Result<()> {
     let json = serde_json::to_string(wiring).context("encoding the wiring")?;
-    write(db, |tx| {
-        tx.exec(
-            "INSERT INTO broker_wiring (id, loaded_ms, wiring) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET loaded_ms = ?1, wiring = ?2",
-            &[int(now_ms), text(json)],
-        )
-    })
+    db.exec(
+        "INSERT INTO broker_wiring (id, loaded_ms, wiring) VALUES (1, ?1, ?2) ON CONFLICT (id) DO UPDATE SET loaded_ms = ?1, wiring = ?2",
+        &[int(now_ms), text(json)],
+    )
 }
 
 /// Append an event to the log; returns its `seq` (the local Kafka offset).
@@ -147,23 +145,24 @@ pub fn any_due(db: &Db, now_ms: i64) -> anyhow::Result<bool> {
 
 /// Claim up to `limit` due rows for one attempt each, in one statement: count the
 /// attempt and lease each row until `lease_until_ms`, so no other dispatch call takes
-/// it while it is in flight. Oldest due first.
+/// it while it is in flight. Oldest due first. A bare statement, not a transaction: the
+/// shared runner waits for the write lock the same way.
 pub fn claim_due(
     db: &Db,
     now_ms: i64,
     limit: usize,
     lease_until_ms: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    let mut claimed = Vec::new();
-    write(db, |tx| {
-        let r = tx.query(
-            &format!(
-                "UPDATE broker_deliveries SET attempts = attempts + 1, lease_until_ms = ?3, last_attempt_at = {NOW}, updated_at = {NOW} WHERE id IN ({DUE}) RETURNING id, event_seq, trigger_name, subscriber, attempts, (SELECT envelope FROM broker_events WHERE seq = event_seq) AS envelope, (SELECT extras FROM broker_events WHERE seq = event_seq) AS extras"
-            ),
-            &[int(now_ms), int(limit as i64), int(lease_until_ms)],
-        )?;
-        for row in r.rows() {
-            claimed.push(Claimed {
+    let r = db.query(
+        &format!(
+            "UPDATE broker_deliveries SET attempts = attempts + 1, lease_until_ms = ?3, last_attempt_at = {NOW}, updated_at = {NOW} WHERE id IN ({DUE}) RETURNING id, event_seq, trigger_name, subscriber, attempts, (SELECT envelope FROM broker_events WHERE seq = event_seq) AS envelope, (SELECT extras FROM broker_events WHERE seq = event_seq) AS extras"
+        ),
+        &[int(now_ms), int(limit as i64), int(lease_until_ms)],
+    )?;
+    let mut claimed = r
+        .rows()
+        .map(|row| {
+            Ok(Claimed {
                 id: row.get("id").context("id")?,
                 event_seq: row.get("event_seq").context("event_seq")?,
                 trigger: row
@@ -176,10 +175,9 @@ pub fn claim_due(
                     .to_owned(),
                 attempt: row.get::<u32>("attempts").context("attempts")?,
                 event: stored_event(&row)?,
-            });
-        }
-        Ok(())
-    })?;
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     claimed.sort_by_key(|c| c.id);
     Ok(claimed)
 }
@@ -203,13 +201,6 @@ pub struct AttemptRecord<'a> {
     pub status: Option<u16>,
     pub error: Option<&'a str>,
     pub response: Option<String>,
-}
-
-/// A single-statement write in its own `BEGIN IMMEDIATE` transaction: the shared
-/// runner waits there while another instance holds the write lock, where a bare
-/// statement would fail at once with "database is locked".
-fn write(db: &Db, f: impl FnOnce(&Db) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    db.transaction(f)
 }
 
 /// The attempt succeeded (in the caller's transaction).
