@@ -1,9 +1,10 @@
 //! The dispatcher: the Kafka broker's delivery half. A run claims due rows (one
 //! statement that leases them), POSTs each event to its Trigger's subscriber in binary
 //! mode with several requests in flight at once (spin-sdk's async outbound HTTP), reads
-//! each answer with [`policy::next`] and records the answers that are in together, in
-//! one short transaction. No transaction is open while a subscriber runs, and a leased
-//! row is never claimed twice, so dispatch calls running at once send disjoint rows.
+//! each answer with [`policy::next`] and records the answers that are in together, one
+//! statement each (in one short transaction when there are several). No transaction is
+//! open while a subscriber runs, and a leased row is never claimed twice, so dispatch
+//! calls running at once send disjoint rows.
 //!
 //! A long-poll run keeps claiming until its window closes, checking for new rows every
 //! few milliseconds ([`POLL_MIN`], backing off while idle), so a loop of dispatch calls
@@ -125,11 +126,7 @@ pub async fn run(db: &Db, wiring: &Wiring, window: Window) -> anyhow::Result<Rep
             while let Some(Some(next)) = in_flight.next().now_or_never() {
                 answers.push(next);
             }
-            db.transaction(|tx| {
-                answers
-                    .into_iter()
-                    .try_for_each(|(c, outcome)| record(tx, wiring, &c, outcome, &mut report))
-            })?;
+            record_answers(db, wiring, answers, &mut report)?;
         }
     }
     report.pending = db::count_pending(db)?;
@@ -220,7 +217,30 @@ fn dead_letter_unsent(
     db::record_dead_letter(tx, c.id, &dl, &rec)
 }
 
-/// Record one attempt's outcome on its row, in the caller's transaction.
+/// Record the answers that are in, one statement each: in one transaction when there are
+/// several, as a bare statement when there is one (the shared runner waits for the write
+/// lock either way).
+fn record_answers(
+    db: &Db,
+    wiring: &Wiring,
+    answers: Vec<(Claimed, Attempt)>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let several = answers.len() > 1;
+    let each = |tx: &Db| {
+        answers
+            .into_iter()
+            .try_for_each(|(c, outcome)| record(tx, wiring, &c, outcome, report))
+    };
+    if several {
+        db.transaction(each)
+    } else {
+        each(db)
+    }
+}
+
+/// Record one attempt's outcome on its row: one statement, in the caller's transaction
+/// if there is one.
 fn record(
     tx: &Db,
     wiring: &Wiring,
