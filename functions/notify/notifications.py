@@ -148,13 +148,19 @@ def _opt_str(v: Any) -> Optional[str]:
     return v if isinstance(v, str) and v else None
 
 
+# Compiled at import, so componentize-py's snapshot holds them: a pattern compiled on first use
+# is compiled again by every request, each being a fresh instance of that snapshot.
+_RFC3339_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}")
+_BEYOND_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
+
+
 def parse_time(raw: Any) -> Optional[datetime]:
     """An RFC 3339 timestamp (with offset or Z) as an aware UTC datetime, or None."""
-    if not isinstance(raw, str) or not re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}", raw):
+    if not isinstance(raw, str) or not _RFC3339_PREFIX.match(raw):
         return None
     text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
     # Python before 3.11 takes at most 6 fractional digits; RFC 3339 allows more.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    text = _BEYOND_MICROSECONDS.sub(r"\1", text)
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
