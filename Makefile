@@ -37,6 +37,15 @@ export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 endif
 # The pay API key is a secret: nothing ships a default. Locally, a random one per run.
 export SPIN_VARIABLE_PAY_API_KEY ?= $(shell od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# Bytes of each instance's linear memory that wasmtime's pooling allocator resets in place
+# (only the pages written) when the instance ends; Spin's default is 2 MiB and the rest is
+# handed back with madvise. A componentize-py instance (notify) writes more than that of its
+# snapshot, so every instance faulted those pages in again, and with two instances running at
+# once each fault and each madvise also flushed the other core's TLB: 15 ms of CPU per
+# notify event at 2 concurrent requests, 4.9 ms with 16 MiB kept. spin-core reads the same
+# variable (`spin up`, the shim), and so does the host; knative/base/serving/notify.yaml
+# sets it for notify's Service. `make up`, `make test` and `make bench` run with it.
+export SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT ?= 16777216
 
 .PHONY: all setup build notify console console-setup host up test test-console test-rust test-python validate-knative lint fmt fmt-check bench soak deploy clean
 

@@ -885,3 +885,30 @@ fn dev_only_variables_have_an_off_default_and_no_cluster_manifest_sets_them() {
         }
     }
 }
+
+#[test]
+fn notify_runs_in_the_cluster_with_the_memory_tuning_it_is_measured_with_locally() {
+    const KNOB: &str = "SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT";
+    let makefile = std::fs::read_to_string(repo_root().join("Makefile")).expect("Makefile");
+    let local = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("export {KNOB} ?= ")))
+        .unwrap_or_else(|| panic!("the Makefile must export {KNOB}"))
+        .trim();
+    let services = knative_services();
+    let notify = services
+        .iter()
+        .find(|s| s.at("/metadata/name") == "notify")
+        .expect("a Knative Service named notify");
+    let in_cluster = container(notify)["env"]
+        .as_array()
+        .expect("notify's env")
+        .iter()
+        .find(|e| e["name"] == KNOB)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("knative/base/serving/notify.yaml must set {KNOB}"));
+    assert_eq!(
+        in_cluster, local,
+        "notify's Service must keep resident what `make up` and `make bench` keep"
+    );
+}

@@ -756,6 +756,13 @@ async fn main() -> Result<()> {
         "H Taxi bench — {runtime}, {secs} s or {max} sagas per phase, loopback HTTP, keep-alive, riders poll every {} ms or a tenth of the time waited",
         POLL_EVERY.as_millis()
     );
+    // The one wasmtime knob the Makefile sets (its comment says why); spin-core and the host
+    // read it alike, and it moves notify's cost threefold, so the table says what it ran with.
+    println!(
+        "linear memory kept resident per instance slot: {} (SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT; Spin's default is 2 MiB)",
+        std::env::var("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT")
+            .map_or_else(|_| "unset".to_owned(), |v| format!("{v} bytes"))
+    );
     println!();
     println!("| empty handler (fixture `GET /status`) | req/s |");
     println!("|---|---|");
