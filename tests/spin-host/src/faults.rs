@@ -16,6 +16,7 @@
 //! | [`Fault::DelayOutbound`] | each outbound HTTP call by the component to `host`; the call proceeds after `delay_ms` |
 //! | [`Fault::FailOutbound`] | each outbound HTTP call by the component to `host`; the guest gets `error-code::connection-refused` |
 //! | [`Fault::CrashAfterCommit`] | the component's next successful SQLite `COMMIT`/`END`: the commit is durable, then the instance traps |
+//! | [`Fault::RefuseStatement`] | each SQLite statement by the component that starts with `prefix` (case-insensitive): it is not run, the guest gets `io(message)` |
 //!
 //! `host` matches the request URL's host name (case-insensitive), e.g.
 //! `pay.spin.internal` for a chained call to component `pay`, or `*` for any.
@@ -51,6 +52,15 @@ pub enum Fault {
     },
     /// Trap the instance right after its next successful SQLite COMMIT.
     CrashAfterCommit,
+    /// Refuse SQLite statements that start with `prefix` (case-insensitive, after leading
+    /// whitespace) with `io(message)`, without running them: what a database that does not
+    /// take some statements answers (a libSQL label and `PRAGMA journal_mode`, say).
+    RefuseStatement {
+        /// Statement start, e.g. `PRAGMA`.
+        prefix: String,
+        /// The error text the guest gets.
+        message: String,
+    },
 }
 
 /// A fault bound to a component and a lifetime.
@@ -245,6 +255,21 @@ impl Faults {
         .is_some()
     }
 
+    /// The refusal for `sql` from `component`, if a [`Fault::RefuseStatement`] matches it.
+    pub(crate) fn take_refusal(&self, component: &str, sql: &str) -> Option<String> {
+        let start = sql.trim_start();
+        self.take(component, |f| match f {
+            Fault::RefuseStatement { prefix, message }
+                if start
+                    .get(..prefix.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(prefix)) =>
+            {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+    }
+
     /// Outbound faults for a call from `component` to `host`: the delay to
     /// apply, and whether to then fail the call.
     pub(crate) fn take_outbound(&self, component: &str, host: &str) -> (Option<u64>, bool) {
@@ -378,6 +403,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_matches_its_prefix_in_any_case_and_nothing_else() {
+        let f = Faults::default();
+        f.inject(FaultSpec {
+            component: "grab".into(),
+            fault: Fault::RefuseStatement {
+                prefix: "PRAGMA".into(),
+                message: "not authorized".into(),
+            },
+            count: None,
+        });
+        assert_eq!(
+            f.take_refusal("grab", "  pragma journal_mode = WAL"),
+            Some("not authorized".into())
+        );
+        assert_eq!(f.take_refusal("grab", "SELECT 1"), None);
+        assert_eq!(f.take_refusal("grab", "PRAG"), None);
+        assert_eq!(f.take_refusal("pay", "PRAGMA synchronous = NORMAL"), None);
+        // Until cleared: every matching statement is refused.
+        assert!(f.take_refusal("grab", "PRAGMA busy_timeout = 0").is_some());
+    }
+
+    #[test]
     fn json_shape_is_stable() {
         let spec: FaultSpec = serde_json::from_str(
             r#"{"component":"grab","fault":{"type":"delay_outbound","host":"pay.spin.internal","delay_ms":2000},"count":3}"#,
@@ -394,5 +441,10 @@ mod tests {
             serde_json::from_str(r#"{"component":"pay","fault":{"type":"crash_after_commit"}}"#)
                 .unwrap();
         assert_eq!(spec.count, None);
+        let spec: FaultSpec = serde_json::from_str(
+            r#"{"component":"grab","fault":{"type":"refuse_statement","prefix":"PRAGMA","message":"not authorized"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(spec.fault, Fault::RefuseStatement { .. }));
     }
 }

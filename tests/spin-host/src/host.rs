@@ -211,6 +211,9 @@ impl HostState {
         let Ok(c) = self.table.get(&handle) else {
             return Ok(Err(SqlErr::InvalidConnection));
         };
+        if let Some(message) = self.app.faults.take_refusal(&self.component, &sql) {
+            return Ok(Err(SqlErr::Io(message)));
+        }
         let conn = match c.conn.get() {
             Some(conn) => conn.clone(),
             None => match open_sqlite(&c.location) {
