@@ -141,18 +141,31 @@ class Db:
 
     def __init__(self, conn: sqlite.Connection):
         self._conn = conn
+        self._before_write: Optional[Callable[[], None]] = None
 
     @classmethod
     def open(cls, label: str) -> "Db":
         return cls(sqlite.Connection.open(label))
 
+    def before_first_write(self, hook: Callable[[], None]) -> None:
+        """Run `hook` once, before this connection's first statement that is not a SELECT
+        (store.py sets its PRAGMAs there: a connection that only reads needs none)."""
+        self._before_write = hook
+
+    def _statement(self, sql: str, params: tuple):
+        hook = self._before_write
+        if hook is not None and sql.lstrip()[:6].upper() != "SELECT":
+            self._before_write = None
+            hook()
+        return self._conn.execute(sql, [_param(p) for p in params])
+
     def rows(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-        result = self._conn.execute(sql, [_param(p) for p in params])
+        result = self._statement(sql, params)
         return [dict(zip(result.columns, map(_value, row.values))) for row in result.rows]
 
     def execute(self, sql: str, params: tuple = ()) -> int:
         """Run a statement; the number of rows it changed."""
-        self._conn.execute(sql, [_param(p) for p in params])
+        self._statement(sql, params)
         return self._conn.changes()
 
     def transaction(self, work: Callable[["Db"], Any]) -> Any:

@@ -38,8 +38,9 @@ MIGRATIONS = _load_migrations()
 
 # Spin sets no PRAGMAs (rollback journal, synchronous=FULL). As shared::platform::db does for
 # the Rust components: WAL once (recorded as a platform migration), synchronous=NORMAL on every
-# connection (Spin opens one per request). A database that refuses a PRAGMA (libSQL, in the
-# cluster) is noted once and works without it.
+# connection that writes (Spin opens one per request), before its first write; a connection
+# that only reads sets nothing. A database that refuses a PRAGMA (libSQL, in the cluster) is
+# noted once and works without it.
 WAL = "platform/wal"
 PRAGMAS_REFUSED = "platform/pragmas-refused"
 _RECORD = "INSERT OR IGNORE INTO schema_migrations (id, applied_at) VALUES (?, datetime('now'))"
@@ -51,7 +52,7 @@ def open_db() -> Db:
     db = Db.open(LABEL)
     seen = _migrations_seen(db)
     if not seen["refused"]:
-        _pragmas(db, wal_set=bool(seen["wal"]))
+        db.before_first_write(lambda: _pragmas(db, wal_set=bool(seen["wal"])))
     if seen["own"] == len(MIGRATIONS):
         return db
     for mid, statements in MIGRATIONS:

@@ -3,9 +3,12 @@
 //! statement per `execute` call, so migrations are split into statements here.
 //!
 //! Spin sets no PRAGMAs (rollback journal, `synchronous=FULL`): WAL is set once by a
-//! platform migration, `synchronous=NORMAL` on every connection (Spin opens a fresh one
-//! per request). A libSQL label (the cluster's runtime config) may refuse a PRAGMA: that
-//! is expected, logged once, and the component works without it.
+//! platform migration, `synchronous=NORMAL` and a busy timeout of 0 on every connection
+//! that writes (Spin opens a fresh one per request), before its first write. A connection
+//! that only reads sets neither: neither changes a read in WAL mode, and they were two of
+//! the five statements of a rider's status poll. A libSQL label (the cluster's runtime
+//! config) may refuse a PRAGMA: that is expected, logged once, and the component works
+//! without it.
 //!
 //! Waiting for the write lock is done here, not in SQLite's busy handler: that handler
 //! sleeps 1, 2, 5, 10 … 100 ms between tries, so under a burst of writers a lock held for
@@ -56,9 +59,10 @@ pub const PLATFORM_MIGRATIONS: &[Migration] = &[
 /// `PRAGMA journal_mode`, which SQLite refuses inside one); it must be idempotent.
 const NO_TRANSACTION: &str = "-- no-transaction";
 
-/// Per-connection settings: `synchronous=NORMAL` is durable in WAL mode up to the last
-/// commits before a power loss (never corrupt); busy timeout 0 hands lock waits to
-/// [`Db::query`]'s retry (see the module docs).
+/// Per-connection settings, run before the connection's first statement that is not a
+/// `SELECT`: `synchronous=NORMAL` is durable in WAL mode up to the last commits before a
+/// power loss (never corrupt); busy timeout 0 hands lock waits to [`Db::query`]'s retry
+/// (see the module docs).
 const CONNECTION_PRAGMAS: &[&str] = &["PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 0"];
 
 /// How often a statement that found the database locked is tried again, and for how long.
@@ -75,6 +79,10 @@ pub struct Db {
     /// Inside [`Db::transaction`]: a busy statement there fails (its lock is held), except
     /// `COMMIT`, which SQLite lets us retry.
     in_transaction: std::cell::Cell<bool>,
+    /// [`CONNECTION_PRAGMAS`] are still to run (before the first write); false once they
+    /// ran, or when this database refuses PRAGMAs.
+    untuned: std::cell::Cell<bool>,
+    label: String,
 }
 
 /// Split a migration file into statements: `;` ends a statement unless it is inside a
@@ -135,25 +143,20 @@ impl Db {
         let db = Db {
             conn,
             in_transaction: std::cell::Cell::new(false),
+            untuned: std::cell::Cell::new(false),
+            label: label.to_owned(),
         };
         let applied = db.migrations_applied()?;
         let row = applied.rows.first();
         let count = row.and_then(|r| r.get::<i64>(0)).unwrap_or(0);
         let refused = row.and_then(|r| r.get::<i64>(1)).unwrap_or(0) > 0;
-        if !refused {
-            for pragma in CONNECTION_PRAGMAS {
-                if let Err(e) = db.exec(pragma, &[]) {
-                    db.pragma_refused(label, pragma, &e)?;
-                    break;
-                }
-            }
-        }
+        db.untuned.set(!refused);
         if count as usize == PLATFORM_MIGRATIONS.len() + own.len() {
             return Ok(db);
         }
         for m in PLATFORM_MIGRATIONS.iter().chain(own) {
             if m.sql.trim_start().starts_with(NO_TRANSACTION) {
-                db.apply_outside_transaction(label, m)?;
+                db.apply_outside_transaction(m)?;
                 continue;
             }
             db.transaction(|tx| {
@@ -207,7 +210,7 @@ impl Db {
     /// A `-- no-transaction` migration: its statements, then its record. Racing
     /// instances may both run it (it is idempotent). A busy database leaves it for the
     /// next open; any other refusal (libSQL) is expected: logged once, recorded, skipped.
-    fn apply_outside_transaction(&self, label: &str, m: &Migration) -> anyhow::Result<()> {
+    fn apply_outside_transaction(&self, m: &Migration) -> anyhow::Result<()> {
         if self.applied(m)? {
             return Ok(());
         }
@@ -216,7 +219,7 @@ impl Db {
                 Ok(()) => {}
                 Err(e) if is_busy(&e) => return Ok(()),
                 Err(e) => {
-                    self.pragma_refused(label, &stmt, &e)?;
+                    self.pragma_refused(&stmt, &e)?;
                     break;
                 }
             }
@@ -225,11 +228,13 @@ impl Db {
     }
 
     /// Note that this database refuses PRAGMAs; logs the first time only.
-    fn pragma_refused(&self, label: &str, stmt: &str, e: &anyhow::Error) -> anyhow::Result<()> {
+    fn pragma_refused(&self, stmt: &str, e: &anyhow::Error) -> anyhow::Result<()> {
+        self.untuned.set(false);
         self.transaction(|tx| tx.record(PRAGMAS_REFUSED))?;
         if self.changes() == 1 {
             eprintln!(
-                "[db] {label}: `{stmt}` refused ({e:#}); expected on libSQL, continuing without it"
+                "[db] {}: `{stmt}` refused ({e:#}); expected on libSQL, continuing without it",
+                self.label
             );
         }
         Ok(())
@@ -247,6 +252,9 @@ impl Db {
     }
 
     fn run(&self, sql: &str, params: &[Value], retry_busy: bool) -> anyhow::Result<QueryResult> {
+        if self.untuned.get() && !is_select(sql) {
+            self.tune()?;
+        }
         let started = std::time::Instant::now();
         loop {
             match self.conn.execute(sql, params) {
@@ -260,6 +268,18 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// Run [`CONNECTION_PRAGMAS`] (once, before the first write); a refusal is recorded and
+    /// logged once per database, and the connection goes on without them.
+    fn tune(&self) -> anyhow::Result<()> {
+        self.untuned.set(false);
+        for pragma in CONNECTION_PRAGMAS {
+            if let Err(e) = self.exec(pragma, &[]) {
+                return self.pragma_refused(pragma, &e);
+            }
+        }
+        Ok(())
     }
 
     /// Rows changed by the last INSERT/UPDATE/DELETE.
@@ -295,6 +315,13 @@ impl Db {
     }
 }
 
+/// Whether `sql` is a `SELECT`, which needs none of [`CONNECTION_PRAGMAS`].
+fn is_select(sql: &str) -> bool {
+    sql.trim_start()
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("SELECT"))
+}
+
 fn is_busy(e: &anyhow::Error) -> bool {
     let s = format!("{e:#}");
     s.contains("locked") || s.contains("busy")
@@ -322,6 +349,21 @@ pub fn opt_text(s: Option<impl Into<String>>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_select_runs_before_the_connection_settings() {
+        assert!(is_select("SELECT 1"));
+        assert!(is_select("  select taxi_id FROM taxis"));
+        for sql in [
+            "BEGIN IMMEDIATE",
+            "UPDATE outbox SET x = 1",
+            "PRAGMA journal_mode = WAL",
+            "WITH t AS (SELECT 1) SELECT * FROM t",
+            "SEL",
+        ] {
+            assert!(!is_select(sql), "{sql}");
+        }
+    }
 
     #[test]
     fn migrations_split_into_statements_without_comments() {

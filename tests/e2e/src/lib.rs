@@ -197,6 +197,11 @@ impl Saga {
         self.app.as_ref().expect("app is running")
     }
 
+    /// The SQLite file of database `label` (runtime-config.toml puts each at `.spin/<label>.db`).
+    pub fn database(&self, label: &str) -> PathBuf {
+        self.dir.path().join(".spin").join(format!("{label}.db"))
+    }
+
     /// Inject a fault; returns its id.
     pub fn fault(&self, spec: FaultSpec) -> u64 {
         self.app().faults().inject(spec)
