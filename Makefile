@@ -41,8 +41,8 @@ export SPIN_VARIABLE_PAY_API_KEY ?= $(shell od -An -N16 -tx1 /dev/urandom | tr -
 # (only the pages written) when the instance ends; Spin's default is 2 MiB and the rest is
 # handed back with madvise. A componentize-py instance (notify) writes more than that of its
 # snapshot, so every instance faulted those pages in again, and with two instances running at
-# once each fault and each madvise also flushed the other core's TLB: 15 ms of CPU per
-# notify event at 2 concurrent requests, 4.9 ms with 16 MiB kept. spin-core reads the same
+# once each fault and each madvise also flushed the other core's TLB. `make bench`, notify's
+# guest CPU per event at 1 rider: 15.1 ms with 2 MiB, 3.3 ms with 16 MiB. spin-core reads the same
 # variable (`spin up`, the shim), and so does the host; knative/base/serving/notify.yaml
 # sets it for notify's Service. `make up`, `make test` and `make bench` run with it.
 export SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT ?= 16777216
