@@ -6,7 +6,7 @@
 //! platform migration, `synchronous=NORMAL` and a busy timeout of 0 on every connection
 //! that writes (Spin opens a fresh one per request), before its first write. A connection
 //! that only reads sets neither: neither changes a read in WAL mode, and they were two of
-//! the five statements of a rider's status poll. A libSQL label (the cluster's runtime
+//! the statements of every rider's status poll. A libSQL label (the cluster's runtime
 //! config) may refuse a PRAGMA: that is expected, logged once, and the component works
 //! without it.
 //!
